@@ -1,0 +1,115 @@
+import { mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { createClient, type ClickHouseClient } from '@clickhouse/client'
+import { LedgerError } from './errors.ts'
+import type { ClickHouseConfig } from './config.ts'
+
+/**
+ * The one access layer over ClickHouse. With LEDGER_CLICKHOUSE_URL set it talks to a server;
+ * without it, to embedded chDB (data on disk under LEDGER_DATA_DIR/clickhouse) through
+ * `@clickhouse/client`'s connection hook, so the same SQL runs in both. Table names are always
+ * qualified with `database` because chDB ignores the client's default-database setting.
+ */
+export interface LedgerClickHouse {
+  readonly mode: 'embedded' | 'server'
+  readonly database: string
+  readonly client: ClickHouseClient
+  query<T>(sql: string, params?: Record<string, unknown>, options?: QueryOptions): Promise<T[]>
+  command(sql: string, params?: Record<string, unknown>): Promise<void>
+  insert(table: string, rows: readonly Record<string, unknown>[], settings?: Record<string, string | number>): Promise<void>
+  ping(): Promise<boolean>
+  close(): Promise<void>
+}
+
+export interface QueryOptions {
+  /** Server-side limit on execution time, in seconds. */
+  maxExecutionTimeSec?: number
+  /** Server-side limit on rows read. */
+  maxResultRows?: number
+}
+
+export async function createLedgerClickHouse(config: ClickHouseConfig, baseDir?: string): Promise<LedgerClickHouse> {
+  const database = config.LEDGER_CLICKHOUSE_DATABASE
+  let client: ClickHouseClient
+  let mode: 'embedded' | 'server'
+  if (config.LEDGER_CLICKHOUSE_URL !== undefined) {
+    mode = 'server'
+    client = createClient({
+      url: config.LEDGER_CLICKHOUSE_URL,
+      username: config.LEDGER_CLICKHOUSE_USER,
+      password: config.LEDGER_CLICKHOUSE_PASSWORD,
+      request_timeout: 30_000,
+      clickhouse_settings: { date_time_input_format: 'best_effort' },
+    })
+  } else {
+    mode = 'embedded'
+    const dataPath = path.resolve(baseDir ?? config.LEDGER_DATA_DIR, 'clickhouse')
+    mkdirSync(dataPath, { recursive: true })
+    // chDB binds one data directory per process; imported lazily so a server deployment never loads it.
+    const { createChdbConnection } = await import('chdb/connection')
+    client = createClient({ connection: createChdbConnection({ path: dataPath }) } as unknown as Parameters<typeof createClient>[0])
+  }
+  const ch: LedgerClickHouse = {
+    mode,
+    database,
+    client,
+    async query<T>(sql: string, params: Record<string, unknown> = {}, options: QueryOptions = {}): Promise<T[]> {
+      const settings: Record<string, string | number> = {}
+      if (options.maxExecutionTimeSec !== undefined) settings.max_execution_time = options.maxExecutionTimeSec
+      if (options.maxResultRows !== undefined) {
+        settings.max_result_rows = options.maxResultRows
+        settings.result_overflow_mode = 'throw'
+      }
+      try {
+        const rs = await client.query({ query: sql, query_params: params, format: 'JSONEachRow', clickhouse_settings: settings })
+        return await rs.json<T>()
+      } catch (err) {
+        throw classifyClickHouseError(err, sql)
+      }
+    },
+    async command(sql: string, params: Record<string, unknown> = {}): Promise<void> {
+      try {
+        await client.command({ query: sql, query_params: params })
+      } catch (err) {
+        throw classifyClickHouseError(err, sql)
+      }
+    },
+    async insert(table: string, rows: readonly Record<string, unknown>[], settings: Record<string, string | number> = {}): Promise<void> {
+      if (rows.length === 0) return
+      try {
+        await client.insert({ table: `${database}.${table}`, values: rows as Record<string, unknown>[], format: 'JSONEachRow', clickhouse_settings: settings })
+      } catch (err) {
+        throw classifyClickHouseError(err, `INSERT INTO ${database}.${table}`)
+      }
+    },
+    async ping(): Promise<boolean> {
+      try {
+        const rows = await ch.query<{ ok: number }>('SELECT 1 AS ok')
+        return rows[0]?.ok === 1
+      } catch {
+        return false
+      }
+    },
+    async close(): Promise<void> {
+      await client.close()
+    },
+  }
+  return ch
+}
+
+/** ClickHouse error codes after which the same statement may succeed later. */
+const RETRIABLE_CODES = new Set([159, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1000])
+
+export function classifyClickHouseError(err: unknown, sql: string): LedgerError {
+  if (err instanceof LedgerError) return err
+  const e = err as { code?: string | number; clickhouseCode?: number; message?: string; type?: string }
+  const message = e.message ?? String(err)
+  const numeric = Number(e.clickhouseCode ?? e.code)
+  const statement = sql.replace(/\s+/g, ' ').slice(0, 120)
+  if (numeric === 159 || /timeout|timed out/i.test(message)) {
+    return new LedgerError('LEDGER_ERR_CLICKHOUSE_TIMEOUT', `ClickHouse query timed out: ${message}`, { cause: err, context: { statement } })
+  }
+  const network = /ECONNRESET|ECONNREFUSED|socket hang up|EPIPE/i.test(message)
+  const retriable = network || (Number.isFinite(numeric) && RETRIABLE_CODES.has(numeric))
+  return new LedgerError('LEDGER_ERR_CLICKHOUSE', `ClickHouse: ${message}`, { cause: err, retriable, context: { statement } })
+}

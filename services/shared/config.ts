@@ -1,0 +1,72 @@
+import { z } from 'zod'
+import { LedgerError } from './errors.ts'
+
+/**
+ * Configuration: every variable shares the `LEDGER_` prefix, each deployable has one zod schema
+ * composed from the blocks below, parsed once at start-up and frozen. Each of
+ * LEDGER_KAFKA_BROKERS, LEDGER_REGISTRY_URL and LEDGER_CLICKHOUSE_URL switches that part from
+ * its embedded default to an external one. The README lists every variable.
+ */
+
+const port = z.coerce.number().int().min(0).max(65535)
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()))
+
+export const commonEnv = z.object({
+  LEDGER_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  LEDGER_DATA_DIR: z.string().min(1).default('.data'),
+})
+
+export const kafkaEnv = z.object({
+  /** Comma-separated `host:port` list. Unset: the embedded broker is started and used. */
+  LEDGER_KAFKA_BROKERS: optionalString,
+  LEDGER_KAFKA_CLIENT_ID: z.string().min(1).default('agent-ledger'),
+  LEDGER_TOPIC_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only').default(''),
+  LEDGER_EMBEDDED_KAFKA_PORT: port.default(9092),
+  LEDGER_EMBEDDED_KAFKA_CONTROLLER_PORT: port.default(9093),
+  LEDGER_EMBEDDED_KAFKA_HEAP: z.string().regex(/^\d+[mg]$/, 'a JVM heap size such as 512m or 1g').default('768m'),
+})
+
+export const registryEnv = z.object({
+  /** A Confluent-compatible registry. Unset: the embedded registry is started and used. */
+  LEDGER_REGISTRY_URL: optionalString,
+  LEDGER_REGISTRY_HOST: z.string().min(1).default('127.0.0.1'),
+  LEDGER_REGISTRY_PORT: port.default(8081),
+  LEDGER_REGISTRY_TOPIC: z.string().min(1).default('_ledger_schemas'),
+})
+
+export const clickhouseEnv = z.object({
+  /** A ClickHouse server, e.g. http://localhost:8123. Unset: embedded chDB under LEDGER_DATA_DIR/clickhouse. */
+  LEDGER_CLICKHOUSE_URL: optionalString,
+  LEDGER_CLICKHOUSE_USER: z.string().default('default'),
+  LEDGER_CLICKHOUSE_PASSWORD: z.string().default(''),
+  LEDGER_CLICKHOUSE_DATABASE: z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'a plain identifier').default('ledger'),
+})
+
+export const httpEnv = z.object({
+  LEDGER_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  LEDGER_HTTP_PORT: port.default(8080),
+})
+
+/** `npm start`: the whole backbone in one process. */
+export const backboneConfigSchema = commonEnv.extend(kafkaEnv.shape).extend(registryEnv.shape).extend(clickhouseEnv.shape).extend(httpEnv.shape)
+export type BackboneConfig = Readonly<z.infer<typeof backboneConfigSchema>>
+
+/** `services/registry/server.ts`: the schema registry on its own. */
+export const registryConfigSchema = commonEnv.extend(kafkaEnv.shape).extend(registryEnv.shape)
+export type RegistryConfig = Readonly<z.infer<typeof registryConfigSchema>>
+
+export type KafkaConfig = Readonly<z.infer<typeof kafkaEnv>>
+export type ClickHouseConfig = Readonly<z.infer<typeof clickhouseEnv> & z.infer<typeof commonEnv>>
+
+/** Parses `env` once against `schema`; throws LEDGER_ERR_CONFIG naming every bad variable. */
+export function parseConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): Readonly<z.infer<S>> {
+  const result = schema.safeParse(env)
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')
+    throw new LedgerError('LEDGER_ERR_CONFIG', `invalid configuration: ${problems}`)
+  }
+  return Object.freeze(result.data) as Readonly<z.infer<S>>
+}
