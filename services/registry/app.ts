@@ -23,7 +23,8 @@ export function buildRegistryApp(options: RegistryAppOptions): FastifyInstance {
   const { service } = options
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 4 * 1024 * 1024 })
 
-  // Confluent clients send these media types; all are JSON.
+  // Confluent clients send these media types; all are JSON. Plain text is not a schema request.
+  app.removeContentTypeParser('text/plain')
   app.addContentTypeParser(
     ['application/vnd.schemaregistry.v1+json', 'application/vnd.schemaregistry+json', 'application/octet-stream'],
     { parseAs: 'string' },

@@ -1,0 +1,117 @@
+import path from 'node:path'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Admin, Kafka } from 'kafkajs'
+import { migrate } from '../infra/clickhouse/migrate.ts'
+import { createEmbeddedKafka, type EmbeddedKafka } from '../infra/kafka/broker.ts'
+import { ensureTopics, TOPICS } from '../infra/kafka/topics.ts'
+import { resolveDataDir } from '../infra/paths.ts'
+import { createRegistryRuntime, type RegistryRuntime } from './registry/runtime.ts'
+import { createLedgerClickHouse, type LedgerClickHouse } from './shared/clickhouse.ts'
+import type { BackboneConfig } from './shared/config.ts'
+import { healthPlugin } from './shared/health.ts'
+import { createKafka } from './shared/kafka.ts'
+import type { Logger } from './shared/log.ts'
+
+export interface Backbone {
+  readonly kafka: Kafka
+  readonly brokers: string[]
+  readonly registryUrl: string
+  readonly clickhouse: LedgerClickHouse
+  readonly app: FastifyInstance
+  readonly httpUrl: string
+  /** Where each part listens or lives, for the start-up banner. */
+  readonly endpoints: Record<string, string>
+  /** Stops in order: HTTP, consumers, producers, registry, ClickHouse, broker. */
+  stop(): Promise<void>
+}
+
+/**
+ * The whole backbone in one process: each of Kafka, the registry and ClickHouse is embedded
+ * unless its variable points elsewhere. Everything started is stopped again if a later step fails.
+ */
+export async function startBackbone(config: BackboneConfig, logger: Logger): Promise<Backbone> {
+  const stack: { name: string; stop: () => Promise<unknown> }[] = []
+  const stopAll = async (): Promise<void> => {
+    while (stack.length > 0) {
+      const part = stack.pop()!
+      try {
+        await part.stop()
+        logger.info('stopped', { part: part.name })
+      } catch (err) {
+        logger.error('failed to stop cleanly', { part: part.name, error: err })
+      }
+    }
+  }
+  const dataDir = resolveDataDir(config.LEDGER_DATA_DIR)
+  const endpoints: Record<string, string> = {}
+  try {
+    // 1. Kafka.
+    let brokers: string[]
+    let embedded: EmbeddedKafka | undefined
+    if (config.LEDGER_KAFKA_BROKERS === undefined) {
+      embedded = createEmbeddedKafka({
+        dataDir: path.join(dataDir, 'kafka'),
+        port: config.LEDGER_EMBEDDED_KAFKA_PORT,
+        controllerPort: config.LEDGER_EMBEDDED_KAFKA_CONTROLLER_PORT,
+        heap: config.LEDGER_EMBEDDED_KAFKA_HEAP,
+        logger,
+      })
+      await embedded.start()
+      stack.push({ name: 'embedded Kafka', stop: () => embedded!.stop() })
+      brokers = embedded.brokers
+      endpoints.kafka = `${brokers.join(',')} (embedded Apache Kafka, KRaft)`
+    } else {
+      brokers = config.LEDGER_KAFKA_BROKERS.split(',').map((b) => b.trim())
+      endpoints.kafka = `${brokers.join(',')} (external)`
+    }
+    const kafka = createKafka({ brokers, clientId: config.LEDGER_KAFKA_CLIENT_ID, logger })
+    const admin: Admin = kafka.admin()
+    await admin.connect()
+    stack.push({ name: 'Kafka admin', stop: () => admin.disconnect() })
+    await ensureTopics(admin, Object.values(TOPICS), config.LEDGER_TOPIC_PREFIX, logger)
+
+    // 2. Schema registry.
+    let registryUrl: string
+    let registry: RegistryRuntime | undefined
+    if (config.LEDGER_REGISTRY_URL === undefined) {
+      registry = await createRegistryRuntime({ kafka, topic: `${config.LEDGER_TOPIC_PREFIX}${config.LEDGER_REGISTRY_TOPIC}`, logger })
+      stack.push({ name: 'schema registry', stop: () => registry!.stop() })
+      registryUrl = await registry.listen(config.LEDGER_REGISTRY_HOST, config.LEDGER_REGISTRY_PORT)
+      endpoints.registry = `${registryUrl} (embedded, topic ${config.LEDGER_TOPIC_PREFIX}${config.LEDGER_REGISTRY_TOPIC})`
+    } else {
+      registryUrl = config.LEDGER_REGISTRY_URL.replace(/\/$/, '')
+      endpoints.registry = `${registryUrl} (external)`
+    }
+
+    // 3. ClickHouse.
+    const clickhouse = await createLedgerClickHouse(config, dataDir)
+    stack.push({ name: 'ClickHouse', stop: () => clickhouse.close() })
+    await migrate(clickhouse, logger)
+    endpoints.clickhouse =
+      clickhouse.mode === 'embedded' ? `chDB at ${path.join(dataDir, 'clickhouse')} (embedded), database ${clickhouse.database}` : `${config.LEDGER_CLICKHOUSE_URL} (server)`
+
+    // 4. HTTP: health now; the gateway and query routes register here as they are built.
+    const app = Fastify({ logger: false })
+    await app.register(healthPlugin, {
+      checks: {
+        kafka: async () => {
+          const cluster = await admin.describeCluster()
+          return { ok: cluster.brokers.length > 0, target: brokers.join(',') }
+        },
+        schemaRegistry: async () => {
+          const res = await fetch(`${registryUrl}/subjects`, { signal: AbortSignal.timeout(1_500) })
+          return { ok: res.ok, target: registryUrl, ...(res.ok ? {} : { error: `HTTP ${res.status}` }) }
+        },
+        clickhouse: async () => ({ ok: await clickhouse.ping(), target: clickhouse.mode === 'embedded' ? 'chDB (embedded)' : String(config.LEDGER_CLICKHOUSE_URL) }),
+      },
+    })
+    const httpUrl = await app.listen({ host: config.LEDGER_HTTP_HOST, port: config.LEDGER_HTTP_PORT })
+    stack.push({ name: 'HTTP', stop: () => app.close() })
+    endpoints.http = `${httpUrl} (health: ${httpUrl}/healthz)`
+
+    return { kafka, brokers, registryUrl, clickhouse, app, httpUrl, endpoints, stop: stopAll }
+  } catch (err) {
+    await stopAll()
+    throw err
+  }
+}
