@@ -70,3 +70,12 @@ export function parseConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessE
   }
   return Object.freeze(result.data) as Readonly<z.infer<S>>
 }
+
+/** Variables that only configure embedded parts; an external deployment has no use for them. */
+export const EMBEDDED_ONLY_VARIABLES = [
+  'LEDGER_EMBEDDED_KAFKA_PORT',
+  'LEDGER_EMBEDDED_KAFKA_CONTROLLER_PORT',
+  'LEDGER_EMBEDDED_KAFKA_HEAP',
+  'LEDGER_REGISTRY_HOST',
+  'LEDGER_REGISTRY_PORT',
+] as const
