@@ -91,5 +91,26 @@ export async function ensureTopics(admin: Admin, defs: readonly TopicDefinition[
     }
   }
   for (const d of missing) logger?.info('created topic', { topic: topicName(d, prefix), partitions: d.partitions, cleanupPolicy: d.cleanupPolicy })
+  await waitForTopicsReady(admin, defs.map((d) => topicName(d, prefix)))
   return missing.map((d) => topicName(d, prefix))
+}
+
+/**
+ * Waits until every partition of `topics` answers an offsets request. `createTopics` with
+ * `waitForLeaders` returns once the controller elected leaders, but a broker can still answer
+ * UNKNOWN_TOPIC_OR_PARTITION for a moment while it loads the new partitions.
+ */
+export async function waitForTopicsReady(admin: Admin, topics: readonly string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (const topic of topics) {
+    for (;;) {
+      try {
+        await admin.fetchTopicOffsets(topic)
+        break
+      } catch (err) {
+        if (Date.now() > deadline) throw err
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+  }
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Admin, Consumer, Kafka, Producer } from 'kafkajs'
+import { waitForTopicsReady } from '../../infra/kafka/topics.ts'
 import type { Logger } from '../shared/log.ts'
 import { registryErrors } from './registry-errors.ts'
 import type { RegistryLog } from './registry-service.ts'
@@ -88,6 +89,7 @@ export function createKafkaRegistryLog(options: KafkaRegistryLogOptions): KafkaR
             if (!/already exists/i.test((err as Error).message)) throw err
           })
       }
+      await waitForTopicsReady(admin, [topic])
       producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
       await producer.connect()
       consumer = kafka.consumer({ groupId: `schema-registry-${randomUUID()}`, maxWaitTimeInMs: 100, sessionTimeout: 10_000, heartbeatInterval: 1_000 })

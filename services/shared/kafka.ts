@@ -25,7 +25,7 @@ export function createKafka(options: CreateKafkaOptions): Kafka {
     clientId: options.clientId,
     brokers: options.brokers,
     logLevel: options.level ?? logLevel.WARN,
-    retry: options.retry ?? { retries: 5, initialRetryTime: 100, maxRetryTime: 2000 },
+    retry: options.retry ?? { retries: 8, initialRetryTime: 100, maxRetryTime: 5000 },
     logCreator:
       () =>
       ({ level, log: entry }: LogEntry) => {

@@ -41,14 +41,17 @@ test('npm start: embedded backbone becomes healthy and SIGTERM leaves nothing be
   child.stderr.on('data', (d: Buffer) => (output += d.toString()))
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   try {
-    const health = await waitFor(
+    const exitedEarly = exited.then((code) => {
+      throw new Error(`npm start exited with ${code} before it was healthy:\n${output}`)
+    })
+    const health = await Promise.race([exitedEarly, waitFor(
       async () => {
         const res = await fetch(`http://127.0.0.1:${ports.http}/healthz`)
         return res.status === 200 ? ((await res.json()) as { status: string; dependencies: Record<string, { ok: boolean }> }) : undefined
       },
       90_000,
-      `healthz on ${ports.http}; output so far:\n${output}`,
-    )
+      () => `healthz on ${ports.http}; output so far:\n${output}`,
+    )])
     const readyMs = Date.now() - started
     assert.equal(health.status, 'ok')
     assert.deepEqual(Object.keys(health.dependencies).sort(), ['clickhouse', 'kafka', 'schemaRegistry'])
