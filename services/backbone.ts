@@ -1,11 +1,14 @@
 import path from 'node:path'
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { Admin, Kafka } from 'kafkajs'
 import { migrate } from '../infra/clickhouse/migrate.ts'
 import { createEmbeddedKafka, type EmbeddedKafka } from '../infra/kafka/broker.ts'
 import { ensureTopics, TOPICS } from '../infra/kafka/topics.ts'
 import { resolveDataDir } from '../infra/paths.ts'
+import { gatewayPlugin } from './gateway/gateway-plugin.ts'
+import { createGatewayRuntime } from './gateway/runtime.ts'
 import { createRegistryRuntime, type RegistryRuntime } from './registry/runtime.ts'
+import { createHttpApp } from './shared/http-app.ts'
 import { createLedgerClickHouse, type LedgerClickHouse } from './shared/clickhouse.ts'
 import type { BackboneConfig } from './shared/config.ts'
 import { healthPlugin } from './shared/health.ts'
@@ -21,6 +24,8 @@ export interface Backbone {
   readonly httpUrl: string
   /** Where each part listens or lives, for the start-up banner. */
   readonly endpoints: Record<string, string>
+  /** Dev API keys, when this start created the key file. */
+  readonly devCredentials?: Record<string, string>
   /** Stops in order: HTTP, consumers, producers, registry, ClickHouse, broker. */
   stop(): Promise<void>
 }
@@ -90,8 +95,13 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
     endpoints.clickhouse =
       clickhouse.mode === 'embedded' ? `chDB at ${path.join(dataDir, 'clickhouse')} (embedded), database ${clickhouse.database}` : `${config.LEDGER_CLICKHOUSE_URL} (server)`
 
-    // 4. HTTP: health now; the gateway and query routes register here as they are built.
-    const app = Fastify({ logger: false })
+    // 4. Ingest gateway: keys, redaction, schemas registered, idempotent producer.
+    const gateway = await createGatewayRuntime({ config, kafka, registryUrl, dataDir, logger })
+    stack.push({ name: 'ingest gateway', stop: () => gateway.stop() })
+
+    // 5. HTTP: health, the gateway's and (as they are built) the other services' routes.
+    const app = createHttpApp({ bodyLimitBytes: config.LEDGER_INGEST_MAX_BODY_BYTES })
+    await app.register(gatewayPlugin, gateway.deps)
     await app.register(healthPlugin, {
       checks: {
         kafka: async () => {
@@ -109,7 +119,8 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
     stack.push({ name: 'HTTP', stop: () => app.close() })
     endpoints.http = `${httpUrl} (health: ${httpUrl}/healthz)`
 
-    return { kafka, brokers, registryUrl, clickhouse, app, httpUrl, endpoints, stop: stopAll }
+    endpoints.ingest = `POST ${httpUrl}/v1/events (OpenAPI: ${httpUrl}/v1/openapi.json)`
+    return { kafka, brokers, registryUrl, clickhouse, app, httpUrl, endpoints, ...(gateway.devCredentials ? { devCredentials: gateway.devCredentials } : {}), stop: stopAll }
   } catch (err) {
     await stopAll()
     throw err

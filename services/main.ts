@@ -29,6 +29,9 @@ const banner = [
   '',
   `Agent Ledger is up in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`,
   ...Object.entries(backbone.endpoints).map(([name, where]) => `  ${name.padEnd(11)} ${where}`),
+  ...(backbone.devCredentials
+    ? ['', 'Dev API keys for tenant "dev" (shown once; also in LEDGER_DATA_DIR/dev-credentials.txt):', ...Object.entries(backbone.devCredentials).map(([role, key]) => `  ${role.padEnd(6)} ${key}`)]
+    : []),
   'Press Ctrl-C to stop.',
   '',
 ]

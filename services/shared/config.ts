@@ -50,8 +50,27 @@ export const httpEnv = z.object({
   LEDGER_HTTP_PORT: port.default(8080),
 })
 
+export const gatewayEnv = z.object({
+  /** JSON file of hashed API keys and tenant settings. Unset: LEDGER_DATA_DIR/api-keys.json, created with dev keys if missing. */
+  LEDGER_API_KEYS_FILE: optionalString,
+  LEDGER_REDACTION_DEFAULT: z.enum(['strict', 'off']).default('strict'),
+  /** Hex (64+ characters) key for redaction hashes. Unset: generated once into LEDGER_DATA_DIR/redaction.key. */
+  LEDGER_REDACTION_KEY: optionalString.refine((v) => v === undefined || /^[0-9a-fA-F]{32,}$/.test(v), 'at least 32 hex characters'),
+  LEDGER_INGEST_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  LEDGER_INGEST_MAX_BATCH: z.coerce.number().int().min(1).max(10_000).default(1_000),
+  LEDGER_INGEST_ACK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  LEDGER_INGEST_LINGER_MS: z.coerce.number().min(0).max(1_000).default(2),
+  LEDGER_INGEST_DEDUP_CAPACITY: z.coerce.number().int().min(0).default(1_000_000),
+  LEDGER_RATE_LIMIT_RPS: z.coerce.number().positive().default(5_000),
+})
+
 /** `npm start`: the whole backbone in one process. */
-export const backboneConfigSchema = commonEnv.extend(kafkaEnv.shape).extend(registryEnv.shape).extend(clickhouseEnv.shape).extend(httpEnv.shape)
+export const backboneConfigSchema = commonEnv
+  .extend(kafkaEnv.shape)
+  .extend(registryEnv.shape)
+  .extend(clickhouseEnv.shape)
+  .extend(httpEnv.shape)
+  .extend(gatewayEnv.shape)
 export type BackboneConfig = Readonly<z.infer<typeof backboneConfigSchema>>
 
 /** `services/registry/server.ts`: the schema registry on its own. */
@@ -59,6 +78,7 @@ export const registryConfigSchema = commonEnv.extend(kafkaEnv.shape).extend(regi
 export type RegistryConfig = Readonly<z.infer<typeof registryConfigSchema>>
 
 export type KafkaConfig = Readonly<z.infer<typeof kafkaEnv>>
+export type GatewayConfig = Readonly<z.infer<typeof gatewayEnv> & z.infer<typeof commonEnv> & z.infer<typeof kafkaEnv>>
 export type ClickHouseConfig = Readonly<z.infer<typeof clickhouseEnv> & z.infer<typeof commonEnv>>
 
 /** Parses `env` once against `schema`; throws LEDGER_ERR_CONFIG naming every bad variable. */

@@ -1,0 +1,19 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { LedgerError } from './errors.ts'
+import { sendError } from './http.ts'
+
+export interface HttpAppOptions {
+  bodyLimitBytes: number
+}
+
+/**
+ * The fastify instance our HTTP services share: JSON only (other media types are 415), a body
+ * limit (413), errors as `{error: {code, message}}`, and a 404 that names the route.
+ */
+export function createHttpApp(options: HttpAppOptions): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: options.bodyLimitBytes, return503OnClosing: true })
+  app.removeContentTypeParser('text/plain')
+  app.setErrorHandler((err, req, reply) => sendError(reply, err, req))
+  app.setNotFoundHandler((req, reply) => sendError(reply, new LedgerError('LEDGER_ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`), req))
+  return app
+}
