@@ -112,7 +112,7 @@ export function createEmbeddedKafka(options: EmbeddedKafkaOptions): EmbeddedKafk
   function formatStorage(classpath: string): void {
     if (existsSync(path.join(logDirs, 'meta.properties'))) return
     const clusterId = randomBytes(16).toString('base64url')
-    const result = spawnSync('java', ['-cp', classpath, `-Dlog4j.configuration=file:${log4jFile}`, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile], {
+    const result = spawnSync('java', ['-cp', classpath, `-Dlog4j.configuration=file:${log4jFile}`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '--config', propsFile], {
       encoding: 'utf8',
     })
     if (result.status !== 0) {

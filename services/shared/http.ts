@@ -20,7 +20,7 @@ const FASTIFY_CODES: Record<string, LedgerErrorCode> = {
  * client errors (bad JSON, wrong media type, body too large) get our codes; anything else is a
  * 500 that is logged, and a test fails if user input can reach it.
  */
-export function toHttpError(err: unknown): { status: number; body: ErrorBody; retryAfter?: number } {
+export function toHttpError(err: unknown, req?: FastifyRequest): { status: number; body: ErrorBody; retryAfter?: number } {
   if (err instanceof LedgerError) {
     const problems = err.context.problems as unknown[] | undefined
     const retryAfter = err.context.retryAfterSec as number | undefined
@@ -32,7 +32,15 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody; re
   }
   const fe = err as FastifyError
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined
-  if (mapped) return { status: ERROR_CATALOG[mapped].status, body: { error: { code: mapped, message: fe.message } } }
+  if (mapped) {
+    const message =
+      mapped === 'LEDGER_ERR_INGEST_MEDIA_TYPE'
+        ? `content-type: ${String(req?.headers['content-type'] ?? 'missing')} is not supported; send application/json`
+        : mapped === 'LEDGER_ERR_INGEST_TOO_LARGE'
+          ? `body: larger than the request body limit (${fe.message})`
+          : `body: ${fe.message}`
+    return { status: ERROR_CATALOG[mapped].status, body: { error: { code: mapped, message } } }
+  }
   if (fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (fe.statusCode === 400 && /JSON/i.test(fe.message))) {
     return { status: 400, body: { error: { code: 'LEDGER_ERR_INGEST_BODY', message: `body: not valid JSON (${fe.message})` } } }
   }
@@ -43,7 +51,7 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody; re
 }
 
 export function sendError(reply: FastifyReply, err: unknown, req?: FastifyRequest): FastifyReply {
-  const { status, body, retryAfter } = toHttpError(err)
+  const { status, body, retryAfter } = toHttpError(err, req)
   if (status >= 500 && status !== 503) req?.log.error({ err }, 'unhandled error')
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
   return reply.status(status).send(body)

@@ -1,0 +1,145 @@
+import path from 'node:path'
+import type { Kafka } from 'kafkajs'
+import { ensureTopics, TOPICS, topicName } from '../../infra/kafka/topics.ts'
+import { addKey, type Role } from '../../services/gateway/api-keys.ts'
+import { gatewayPlugin } from '../../services/gateway/gateway-plugin.ts'
+import { createGatewayRuntime, type GatewayRuntime } from '../../services/gateway/runtime.ts'
+import { createRegistryRuntime, type RegistryRuntime } from '../../services/registry/runtime.ts'
+import { gatewayEnv, commonEnv, kafkaEnv, parseConfig } from '../../services/shared/config.ts'
+import { createEventCodec, type EventCodec } from '../../services/shared/event-codec.ts'
+import { createHttpApp } from '../../services/shared/http-app.ts'
+import { writeFileSync, readFileSync } from 'node:fs'
+import { ulid } from '../../client/src/ulid.ts'
+import { scratchDir, testKafka, testLogger, unique } from './stack.ts'
+
+export interface TestGateway {
+  url: string
+  registryUrl: string
+  topic: string
+  prefix: string
+  kafka: Kafka
+  keys: Record<string, string>
+  codec: EventCodec
+  runtime: GatewayRuntime
+  /** Every `METHOD /path` the app registered, for the OpenAPI check. */
+  routes: string[]
+  stop(): Promise<void>
+}
+
+export interface TestGatewayOptions {
+  env?: Record<string, string>
+  tenants?: Record<string, { redaction?: 'strict' | 'off'; rate_limit_rps?: number }>
+  /** Produce to another cluster than the registry's (fault tests). */
+  producerKafka?: Kafka
+}
+
+/**
+ * A gateway on the real stack: our registry on the test broker, a unique topic prefix, a key
+ * file with keys for tenants `acme` and `globex`, listening on a free port.
+ */
+export async function startTestGateway(options: TestGatewayOptions = {}): Promise<TestGateway> {
+  const kafka = testKafka('gateway-test')
+  const prefix = `${unique('t')}.`
+  const admin = kafka.admin()
+  await admin.connect()
+  await ensureTopics(admin, [TOPICS.events], prefix)
+  await admin.disconnect()
+  const registry: RegistryRuntime = await createRegistryRuntime({ kafka, topic: `${prefix}_schemas`, logger: testLogger })
+  const registryUrl = await registry.listen('127.0.0.1', 0)
+  const dir = scratchDir('gateway')
+  const keysFile = path.join(dir, 'api-keys.json')
+  const keys: Record<string, string> = {}
+  const grants: [string, Role][] = [['acme', 'emit'], ['acme', 'read'], ['globex', 'emit']]
+  for (const [tenant, role] of grants) keys[`${tenant}:${role}`] = addKey(keysFile, tenant, role).key
+  if (options.tenants) {
+    const file = JSON.parse(readFileSync(keysFile, 'utf8')) as { tenants: Record<string, unknown> }
+    file.tenants = options.tenants
+    writeFileSync(keysFile, JSON.stringify(file))
+  }
+  const config = parseConfig(commonEnv.extend(kafkaEnv.shape).extend(gatewayEnv.shape), {
+    LEDGER_DATA_DIR: dir,
+    LEDGER_TOPIC_PREFIX: prefix,
+    LEDGER_API_KEYS_FILE: keysFile,
+    LEDGER_REDACTION_KEY: 'ab'.repeat(32),
+    ...options.env,
+  })
+  const runtime = await createGatewayRuntime({ config, kafka: options.producerKafka ?? kafka, registryUrl, dataDir: dir, logger: testLogger })
+  const app = createHttpApp({ bodyLimitBytes: config.LEDGER_INGEST_MAX_BODY_BYTES })
+  const routes: string[] = []
+  app.addHook('onRoute', (r) => {
+    for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url}`)
+  })
+  await app.register(gatewayPlugin, runtime.deps)
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  const topic = topicName(TOPICS.events, prefix)
+  const codec = await createEventCodec({ registryUrl, topic, register: false })
+  return {
+    url,
+    registryUrl,
+    topic,
+    prefix,
+    kafka,
+    keys,
+    codec,
+    runtime,
+    routes,
+    async stop() {
+      await app.close()
+      await runtime.stop()
+      await registry.stop()
+    },
+  }
+}
+
+/**
+ * Reads a topic from the beginning (unique group) until `count` records (with `key`, when given)
+ * arrived or `timeoutMs` passed, then waits a moment more so a duplicate would show up too.
+ */
+export async function readTopic(kafka: Kafka, topic: string, count: number, timeoutMs = 20_000, key?: string) {
+  const records: { key: string; value: Buffer; headers: Record<string, string>; partition: number; offset: string }[] = []
+  const consumer = kafka.consumer({ groupId: unique('reader'), maxWaitTimeInMs: 100 })
+  await consumer.connect()
+  await consumer.subscribe({ topic, fromBeginning: true })
+  let done: () => void
+  const finished = new Promise<void>((resolve) => (done = resolve))
+  await consumer.run({
+    eachMessage: async ({ message, partition }) => {
+      if (key !== undefined && message.key?.toString() !== key) return
+      records.push({
+        key: message.key?.toString() ?? '',
+        value: message.value!,
+        headers: Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])),
+        partition,
+        offset: message.offset,
+      })
+      if (records.length >= count) done()
+    },
+  })
+  const timer = setTimeout(() => done(), timeoutMs)
+  await finished
+  clearTimeout(timer)
+  // Let a duplicate, if any, arrive too before we stop looking.
+  await new Promise((r) => setTimeout(r, 300))
+  await consumer.disconnect()
+  return records
+}
+
+export const validEvent = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
+  type: 'model.call',
+  event_id: ulid(),
+  run_id: 'run-test-1',
+  step: 1,
+  occurred_at: '2026-11-22T10:00:00.000Z',
+  agent_name: 'refund-assistant',
+  agent_version: '1.4.2',
+  principal: { type: 'user', id: 'u-1' },
+  provider: 'openai',
+  model: 'gpt-4.1',
+  input_tokens: 1420,
+  output_tokens: 310,
+  cost_usd: 0.0123,
+  latency_ms: 820,
+  ...overrides,
+})
+
+export { ulid as ulidLike } from '../../client/src/ulid.ts'
