@@ -54,7 +54,8 @@ function avroToZod(type: unknown, fieldName: string): z.ZodType {
         return z.null()
       default:
         // A named type defined earlier in the schema (Principal). Resolve through the catalogue.
-        return namedTypes.get(type) ?? z.never()
+        // Avro names nested without a namespace inherit the enclosing one; look both up.
+        return namedTypes.get(type) ?? namedTypes.get(type.split('.').pop()!) ?? z.never()
     }
   }
   if (Array.isArray(type)) {

@@ -44,6 +44,12 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   await admin.connect()
   await ensureTopics(admin, [TOPICS.events], prefix)
   await admin.disconnect()
+  if (options.producerKafka) {
+    const other = options.producerKafka.admin()
+    await other.connect()
+    await ensureTopics(other, [TOPICS.events], prefix)
+    await other.disconnect()
+  }
   const registry: RegistryRuntime = await createRegistryRuntime({ kafka, topic: `${prefix}_schemas`, logger: testLogger })
   const registryUrl = await registry.listen('127.0.0.1', 0)
   const dir = scratchDir('gateway')
