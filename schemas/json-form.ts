@@ -19,8 +19,19 @@ export interface JsonField {
   inEnvelope: boolean
 }
 
-/** The flat JSON fields of an event type, envelope first, in schema order. */
+const fieldCache = new WeakMap<EventSchema, JsonField[]>()
+
+/** The flat JSON fields of an event type, envelope first, in schema order (computed once per schema). */
 export function jsonFields(schema: EventSchema): JsonField[] {
+  let fields = fieldCache.get(schema)
+  if (fields === undefined) {
+    fields = computeJsonFields(schema)
+    fieldCache.set(schema, fields)
+  }
+  return fields
+}
+
+function computeJsonFields(schema: EventSchema): JsonField[] {
   const out: JsonField[] = []
   for (const field of schema.schema.fields) {
     if (field.name === 'envelope') {

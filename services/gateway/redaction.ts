@@ -65,7 +65,21 @@ export interface Redactor {
   json(document: string, findings?: Findings): string
 }
 
-const CHEAP_PREFILTER = /[@\d]|sk|pk|rk|AKIA|ASIA|gh|xox|AIza|eyJ|Bearer|pass|pwd|secret|key|token|BEGIN/i
+/**
+ * All detectors in one alternation, so a string is scanned once rather than once per detector.
+ * At any position the first alternative wins, which keeps secrets ahead of cards and phones.
+ * Case-insensitive detectors get a pass of their own.
+ */
+function combine(detectors: Detector[], flags: string): { regex: RegExp; detectors: Detector[] } {
+  return { regex: new RegExp(detectors.map((d) => `(${d.pattern.source})`).join('|'), flags), detectors }
+}
+const PASSES = [
+  combine(DETECTORS.filter((d) => !d.pattern.ignoreCase), 'g'),
+  combine(DETECTORS.filter((d) => d.pattern.ignoreCase), 'gi'),
+]
+/** Strings this short, or with neither a digit nor an "@" nor a likely secret prefix, cannot hold a finding. */
+const MIN_LENGTH = 6
+const PREFILTER = /[@\d]|sk|pk|rk|AKIA|ASIA|gh[pousr]_|xox|AIza|eyJ|Bearer|pass|pwd|secret|key|token|BEGIN/i
 
 export function createRedactor(key: Buffer): Redactor {
   if (key.length < 16) throw new Error('the redaction key must be at least 16 bytes')
@@ -74,12 +88,13 @@ export function createRedactor(key: Buffer): Redactor {
     return `[REDACTED:${kind}:${createHmac('sha256', key).update(`${kind}:${normalized}`).digest('hex').slice(0, 16)}]`
   }
   const text = (value: string, findings?: Findings): string => {
-    if (!CHEAP_PREFILTER.test(value)) return value
+    if (value.length < MIN_LENGTH || !PREFILTER.test(value)) return value
     let out = value
-    for (const d of DETECTORS) {
-      d.pattern.lastIndex = 0
-      out = out.replace(d.pattern, (match) => {
-        if (d.accept && !d.accept(match)) return match
+    for (const pass of PASSES) {
+      out = out.replace(pass.regex, (match: string, ...groups: unknown[]) => {
+        const which = groups.findIndex((g, i) => i < pass.detectors.length && g !== undefined)
+        const d = pass.detectors[which]
+        if (d === undefined || (d.accept && !d.accept(match))) return match
         if (findings) findings[d.kind] = (findings[d.kind] ?? 0) + 1
         return tag(d.kind, match)
       })
