@@ -78,7 +78,10 @@ async function loop(name: string, concurrency: number, work: () => Promise<numbe
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < deadline) {
         try {
-          events += await work()
+          // Not `events += await work()`: that reads `events` before the await and loses the
+          // other workers' updates.
+          const n = await work()
+          events += n
         } catch {
           errors += 1
         }
@@ -113,6 +116,12 @@ while (performance.now() < warmDeadline) {
   await post(Array.from({ length: 200 }, (_, i) => event(i)))
 }
 const rows: Record<string, string | number>[] = []
+
+rows.push(await loop('gateway: batches of 1000, 2 clients', 2, () => post(Array.from({ length: 1000 }, (_, i) => event(i)))))
+rows.push(await loop('gateway: batches of 100, 8 clients', 8, () => post(Array.from({ length: 100 }, (_, i) => event(i)))))
+rows.push(await loop('gateway: 1 event per request, 64 clients', 64, () => post([event(step)])))
+
+// Baseline after the gateway cases, against the same broker (see README: run order).
 rows.push(await loop('baseline: raw kafkajs, batch 1000', 1, async () => {
   await producer.send({ topic: baselineTopic, acks: -1, messages: Array.from({ length: 1000 }, (_, i) => ({ key: runs[i % runs.length]!, value })) })
   return 1000
@@ -122,10 +131,6 @@ rows.push(await loop('baseline: raw kafkajs, 1 record per send', 1, async () => 
   return 1
 }))
 await producer.disconnect()
-
-rows.push(await loop('gateway: batches of 1000, 2 clients', 2, () => post(Array.from({ length: 1000 }, (_, i) => event(i)))))
-rows.push(await loop('gateway: batches of 100, 8 clients', 8, () => post(Array.from({ length: 100 }, (_, i) => event(i)))))
-rows.push(await loop('gateway: 1 event per request, 64 clients', 64, () => post([event(step)])))
 
 // Through the thin client: emit as fast as the agent can; the client batches.
 const ledger = createLedgerClient({ endpoint, apiKey, agent: { name: 'bench', version: '1' }, batchSize: 1000, maxBufferedEvents: 50_000, onError: () => undefined })
@@ -141,9 +146,10 @@ rows.push({ case: 'thin client (one run, batchSize 1000)', 'events/s': Math.roun
 await ledger.close(60_000)
 
 printTable(`ingest, acks=all, redaction ${process.env.BENCH_REDACTION ?? 'strict'}; JSON event ${sampleJson} bytes (${seconds} s per case)`, rows)
-const base = Number(rows[0]!['events/s'])
-console.log(`\ngateway batched / raw kafkajs batch 1000: ${(Number(rows[2]!['events/s']) / base).toFixed(2)}x`)
-console.log(`gateway 1 event per request / raw kafkajs 1 record per send: ${(Number(rows[4]!['events/s']) / Number(rows[1]!['events/s'])).toFixed(2)}x`)
+const byCase = (name: string) => Number(rows.find((r) => String(r.case).startsWith(name))!['events/s'])
+const base = byCase('baseline: raw kafkajs, batch 1000')
+console.log(`\ngateway batched / raw kafkajs batch 1000: ${(byCase('gateway: batches of 1000') / base).toFixed(2)}x`)
+console.log(`gateway 1 event per request / raw kafkajs 1 record per send: ${(byCase('gateway: 1 event') / byCase('baseline: raw kafkajs, 1 record')).toFixed(2)}x`)
 
 await admin.disconnect()
 child.kill('SIGTERM')
