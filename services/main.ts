@@ -1,6 +1,7 @@
 import { backboneConfigSchema, parseConfig } from './shared/config.ts'
 import { isLedgerError } from './shared/errors.ts'
 import { createLogger } from './shared/log.ts'
+import { stopOnSignals } from './shared/shutdown.ts'
 import { startTelemetry } from './shared/telemetry.ts'
 import { startBackbone } from './backbone.ts'
 
@@ -37,21 +38,7 @@ const banner = [
 ]
 process.stdout.write(banner.join('\n') + '\n')
 
-let stopping = false
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return
-    stopping = true
-    logger.info('stopping', { signal })
-    backbone
-      .stop()
-      .then(() => telemetry.shutdown())
-      .then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error('unclean stop', { error: err })
-          process.exit(1)
-        },
-      )
-  })
-}
+stopOnSignals(async () => {
+  await backbone.stop()
+  await telemetry.shutdown()
+}, logger)

@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { createEmbeddedKafka } from '../infra/kafka/broker.ts'
 import { REPO_ROOT } from '../infra/paths.ts'
 import { createLogger } from '../services/shared/log.ts'
+import { freePort } from '../infra/ports.ts'
 
 /**
  * `npm test`: unit tests, then integration tests against a real Kafka broker this script starts
@@ -31,16 +31,6 @@ const selected = (files: string[]) => (filters.length === 0 ? files : files.filt
 const unit = selected(findTests(path.join(REPO_ROOT, 'test', 'unit')))
 const integration = unitOnly ? [] : selected(findTests(path.join(REPO_ROOT, 'test', 'integration')))
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-    server.on('error', reject)
-  })
-}
 
 const logger = createLogger(process.env.LEDGER_LOG_LEVEL === 'debug' ? 'debug' : 'warn')
 const env: NodeJS.ProcessEnv = { ...process.env }

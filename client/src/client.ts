@@ -11,6 +11,7 @@ import type {
   Principal,
   RunEndedFields,
   RunStartedFields,
+  RunTotals as GeneratedRunTotals,
   ToolCallFields,
 } from './generated/events.ts'
 import { activeSpanIds, newSpanId, newTraceId } from './otel.ts'
@@ -65,13 +66,8 @@ export type EvidenceInput = EvidenceRetrievedFields & Common
 export type OverrideInput = HumanOverrideFields & Common
 export type EndInput = Pick<RunEndedFields, 'outcome' | 'reason'> & Common
 
-export interface RunTotals {
-  steps: number
-  input_tokens: number
-  output_tokens: number
-  cost_usd: number
-  tool_calls: number
-}
+/** What a run has used so far; `run.ended` adds the duration. */
+export type RunTotals = Omit<GeneratedRunTotals, 'duration_ms'>
 
 /** One agent run. Every method queues an event and returns its id at once; none blocks. */
 export interface RunHandle {

@@ -1,11 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import { Kafka, logLevel } from 'kafkajs'
 import { LedgerError } from '../../services/shared/errors.ts'
 import type { Logger } from '../../services/shared/log.ts'
+import { portOpen } from '../ports.ts'
 import { fetchKafka } from './fetch.ts'
 
 export interface EmbeddedKafkaOptions {
@@ -205,17 +205,6 @@ export function createEmbeddedKafka(options: EmbeddedKafkaOptions): EmbeddedKafk
       log.info('broker stopped')
     },
   }
-}
-
-export function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host })
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
 }
 
 function tailOf(file: string, lines = 20): string {

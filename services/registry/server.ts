@@ -1,6 +1,7 @@
 import { registryConfigSchema, parseConfig } from '../shared/config.ts'
 import { createKafka } from '../shared/kafka.ts'
 import { createLogger } from '../shared/log.ts'
+import { stopOnSignals } from '../shared/shutdown.ts'
 import { startTelemetry } from '../shared/telemetry.ts'
 import { createRegistryRuntime } from './runtime.ts'
 
@@ -20,18 +21,7 @@ const runtime = await createRegistryRuntime({ kafka, topic: `${config.LEDGER_TOP
 const url = await runtime.listen(config.LEDGER_REGISTRY_HOST, config.LEDGER_REGISTRY_PORT)
 logger.info('schema registry listening', { url })
 
-let stopping = false
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    if (stopping) return
-    stopping = true
-    logger.info('stopping', { signal })
-    runtime
-      .stop()
-      .then(() => telemetry.shutdown())
-      .then(() => process.exit(0), (err: unknown) => {
-        logger.error('unclean stop', { error: err })
-        process.exit(1)
-      })
-  })
-}
+stopOnSignals(async () => {
+  await runtime.stop()
+  await telemetry.shutdown()
+}, logger)

@@ -1,9 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { createEmbeddedKafka, type EmbeddedKafka } from '../../infra/kafka/broker.ts'
 import { createLogger } from '../../services/shared/log.ts'
+import { freePort } from '../../infra/ports.ts'
+
+export { freePort }
 
 /** Benchmarks use LEDGER_KAFKA_BROKERS when set, else a fresh embedded broker of their own. */
 export async function benchBrokers(): Promise<{ brokers: string[]; stop: () => Promise<void> }> {
@@ -26,15 +28,6 @@ export async function benchBrokers(): Promise<{ brokers: string[]; stop: () => P
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-    s.on('error', reject)
-  })
-}
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN

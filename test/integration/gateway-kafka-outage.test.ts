@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import path from 'node:path'
 import { test } from 'node:test'
 import { logLevel } from 'kafkajs'
@@ -7,15 +6,8 @@ import { createEmbeddedKafka } from '../../infra/kafka/broker.ts'
 import { createKafka } from '../../services/shared/kafka.ts'
 import { startTestGateway, validEvent } from '../helpers/gateway.ts'
 import { scratchDir, testLogger } from '../helpers/stack.ts'
+import { freePort } from '../../infra/ports.ts'
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 /**
  * The gateway produces to a broker of its own, which this test stops and starts again: while it

@@ -1,21 +1,13 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import { test } from 'node:test'
 import { REPO_ROOT } from '../../infra/paths.ts'
-import { portOpen } from '../../infra/kafka/broker.ts'
+import { portOpen } from '../../infra/ports.ts'
 import { scratchDir, waitFor } from '../helpers/stack.ts'
+import { freePort } from '../../infra/ports.ts'
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 /**
  * The README's first command, as a newcomer runs it: the whole backbone on its embedded
