@@ -8,7 +8,7 @@ import { resolveDataDir } from '../infra/paths.ts'
 import { gatewayPlugin } from './gateway/gateway-plugin.ts'
 import { createGatewayRuntime } from './gateway/runtime.ts'
 import { createRegistryRuntime, type RegistryRuntime } from './registry/runtime.ts'
-import { createHttpApp } from './shared/http-app.ts'
+import { closeGracefully, createHttpApp } from './shared/http-app.ts'
 import { createLedgerClickHouse, type LedgerClickHouse } from './shared/clickhouse.ts'
 import type { BackboneConfig } from './shared/config.ts'
 import { healthPlugin } from './shared/health.ts'
@@ -116,7 +116,7 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
       },
     })
     const httpUrl = await app.listen({ host: config.LEDGER_HTTP_HOST, port: config.LEDGER_HTTP_PORT })
-    stack.push({ name: 'HTTP', stop: () => app.close() })
+    stack.push({ name: 'HTTP', stop: () => closeGracefully(app, 10_000) })
     endpoints.http = `${httpUrl} (health: ${httpUrl}/healthz)`
 
     endpoints.ingest = `POST ${httpUrl}/v1/events (OpenAPI: ${httpUrl}/v1/openapi.json)`

@@ -17,3 +17,17 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   app.setNotFoundHandler((req, reply) => sendError(reply, new LedgerError('LEDGER_ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`), req))
   return app
 }
+
+/**
+ * Stops accepting, lets in-flight requests finish for up to `graceMs`, then closes whatever
+ * connections remain (a client whose request was cut retries with the same event ids, which the
+ * gateway deduplicates). Without the deadline, idle keep-alive clients can hold a close open.
+ */
+export async function closeGracefully(app: FastifyInstance, graceMs: number): Promise<void> {
+  const timer = setTimeout(() => app.server.closeAllConnections(), graceMs)
+  try {
+    await app.close()
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -7,7 +7,7 @@ import { createGatewayRuntime, type GatewayRuntime } from '../../services/gatewa
 import { createRegistryRuntime, type RegistryRuntime } from '../../services/registry/runtime.ts'
 import { gatewayEnv, commonEnv, kafkaEnv, parseConfig } from '../../services/shared/config.ts'
 import { createEventCodec, type EventCodec } from '../../services/shared/event-codec.ts'
-import { createHttpApp } from '../../services/shared/http-app.ts'
+import { closeGracefully, createHttpApp } from '../../services/shared/http-app.ts'
 import { writeFileSync, readFileSync } from 'node:fs'
 import { ulid } from '../../client/src/ulid.ts'
 import { scratchDir, testKafka, testLogger, unique } from './stack.ts'
@@ -90,7 +90,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     runtime,
     routes,
     async stop() {
-      await app.close()
+      await closeGracefully(app, 2_000)
       await runtime.stop()
       await registry.stop()
     },

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry'
 import type { Kafka } from 'kafkajs'
 import { createRegistryRuntime, type RegistryRuntime } from '../../services/registry/runtime.ts'
-import { testKafka, testLogger, unique } from '../helpers/stack.ts'
+import { testKafka, testLogger, unique, waitFor } from '../helpers/stack.ts'
 
 const refundV1 = {
   type: 'record',
@@ -190,8 +190,9 @@ describe('schema registry on a compacted Kafka topic', () => {
         const versions = (await fetch(`${base}/subjects/${subjectB}/versions`).then((r) => r.json())) as number[]
         return Promise.all(versions.map((v) => fetch(`${base}/subjects/${subjectB}/versions/${v}`).then((r) => r.json())))
       }
-      const a = await view(url)
-      const b = await view(secondUrl)
+      // Reads are served from each instance's copy of the log: they agree once both caught up.
+      const a = await waitFor(async () => ((await view(url)).length === 6 ? view(url) : undefined), 10_000, 'six versions on the first instance')
+      const b = await waitFor(async () => ((await view(secondUrl)).length === 6 ? view(secondUrl) : undefined), 10_000, 'six versions on the second')
       assert.equal(a.length, 6)
       assert.deepEqual(a, b)
       assert.equal(new Set(a.map((r) => (r as { id: number }).id)).size, 6)
