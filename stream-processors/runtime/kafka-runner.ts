@@ -1,0 +1,151 @@
+import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs'
+import type { EventCodec } from '../../services/shared/event-codec.ts'
+import type { Logger } from '../../services/shared/log.ts'
+import type { LedgerEventView } from '../domain-event.ts'
+import type { Processor } from './processor.ts'
+import { ChangeloggingStore, InMemoryStore, type ChangelogRecord } from './store.ts'
+
+export interface ProcessorRunnerOptions<S, O> {
+  kafka: Kafka
+  processor: Processor<S, O>
+  codec: Pick<EventCodec, 'decode'>
+  inputTopic: string
+  /** Compacted topic holding the latest state per key. */
+  changelogTopic: string
+  outputTopic: string
+  /** Where a record that cannot be decoded or processed goes, with its reason. */
+  deadLetterTopic: string
+  groupId: string
+  transactionalId: string
+  outputOf(emit: O): Message
+  logger: Logger
+}
+
+export interface ProcessorRunner<S> {
+  start(): Promise<void>
+  stop(): Promise<void>
+  readonly store: ChangeloggingStore<S>
+  readonly stats: { processed: number; emitted: number; deadLettered: number; restored: number }
+}
+
+/**
+ * The thin runner around a pure processor. Start: rebuild the store from the changelog topic
+ * (read_committed, to its end). Then per batch: decode, step, and write the outputs, the
+ * changelog and the consumed offsets in one Kafka transaction. A crash anywhere aborts the open
+ * transaction, so after a restart the store and the offsets agree, and the state equals a replay.
+ */
+export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O>): ProcessorRunner<S> {
+  const { kafka, processor, logger } = options
+  const log = logger.child({ component: 'processor-runner', processor: processor.name })
+  const store = new ChangeloggingStore<S>(new InMemoryStore<S>())
+  const stats = { processed: 0, emitted: 0, deadLettered: 0, restored: 0 }
+  let consumer: Consumer | undefined
+  let producer: Producer | undefined
+
+  /**
+   * Reads the changelog (read_committed) until fetches come back empty after records arrived: a
+   * fetch returns at once when records are there. Offsets cannot be compared with the high
+   * watermark, because transaction markers take offsets no consumer sees; and the first fetches
+   * after joining can be empty, so a changelog holding only aborted writes ends by an empty streak.
+   */
+  async function restore(): Promise<void> {
+    const records: ChangelogRecord<S>[] = []
+    const admin = kafka.admin()
+    await admin.connect()
+    const offsets = await admin.fetchTopicOffsets(options.changelogTopic).finally(() => admin.disconnect())
+    if (offsets.every((o) => o.high === o.low)) return
+    let emptyStreak = 0
+    const reader = kafka.consumer({ groupId: `${options.groupId}.restore.${Date.now()}`, maxWaitTimeInMs: 200, readUncommitted: false })
+    await reader.connect()
+    try {
+      await reader.subscribe({ topic: options.changelogTopic, fromBeginning: true })
+      await new Promise<void>((resolve, reject) => {
+        reader.on(reader.events.FETCH, ({ payload }) => {
+          emptyStreak = payload.numberOfBatches === 0 ? emptyStreak + 1 : 0
+          if ((records.length > 0 && emptyStreak >= 2) || emptyStreak >= 25) resolve()
+        })
+        reader.on(reader.events.CRASH, ({ payload }) => reject(payload.error))
+        reader
+          .run({
+            autoCommit: false,
+            eachMessage: async ({ message }) => {
+              if (message.key === null) return
+              records.push({ key: message.key.toString('utf8'), value: message.value === null ? null : (JSON.parse(message.value.toString('utf8')) as S) })
+            },
+          })
+          .catch(reject)
+      })
+    } finally {
+      await reader.disconnect()
+    }
+    store.restore(records)
+    stats.restored = records.length
+    log.info('state restored from the changelog', { records: records.length, keys: store.size })
+  }
+
+  async function handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (producer === undefined || batch.messages.length === 0) return
+    const outputs: Message[] = []
+    const deadLetters: Message[] = []
+    for (const message of batch.messages) {
+      if (!isRunning() || isStale()) break
+      try {
+        const decoded = await options.codec.decode(message.value ?? Buffer.alloc(0))
+        const event = decoded.json as LedgerEventView
+        const key = processor.keyOf(event)
+        if (key !== undefined) {
+          const current = store.get(key) ?? processor.initial(event)
+          const { state, emits } = processor.step(current, event)
+          store.put(key, state)
+          for (const e of emits) outputs.push(options.outputOf(e))
+        }
+      } catch (err) {
+        // Poison: never dropped, never blocking. It goes to the dead-letter topic with its reason.
+        deadLetters.push({
+          key: message.key,
+          value: message.value,
+          headers: { ...message.headers, 'ledger-dlq-reason': (err as Error).message.slice(0, 1_000), 'ledger-dlq-source': `${batch.topic}/${batch.partition}/${message.offset}`, 'ledger-dlq-processor': processor.name },
+        })
+      }
+    }
+    const last = batch.messages.at(-1)!
+    const changelog = store.drain()
+    const txn = await producer.transaction()
+    try {
+      if (outputs.length > 0) await txn.send({ topic: options.outputTopic, messages: outputs })
+      if (deadLetters.length > 0) await txn.send({ topic: options.deadLetterTopic, messages: deadLetters })
+      if (changelog.length > 0) {
+        await txn.send({ topic: options.changelogTopic, messages: changelog.map((r) => ({ key: r.key, value: r.value === null ? null : JSON.stringify(r.value) })) })
+      }
+      await txn.sendOffsets({ consumerGroupId: options.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }] }] })
+      await txn.commit()
+    } catch (err) {
+      await txn.abort().catch(() => undefined)
+      throw err
+    }
+    stats.processed += batch.messages.length
+    stats.emitted += outputs.length
+    stats.deadLettered += deadLetters.length
+    resolveOffset(last.offset)
+    await heartbeat()
+  }
+
+  return {
+    store,
+    stats,
+    async start() {
+      await restore()
+      producer = kafka.producer({ transactionalId: options.transactionalId, idempotent: true, maxInFlightRequests: 1 })
+      await producer.connect()
+      consumer = kafka.consumer({ groupId: options.groupId, readUncommitted: false, maxWaitTimeInMs: 50 })
+      await consumer.connect()
+      await consumer.subscribe({ topic: options.inputTopic, fromBeginning: true })
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: handleBatch })
+    },
+    async stop() {
+      // Stop consuming first (the open batch finishes its transaction), then close the producer.
+      await consumer?.disconnect()
+      await producer?.disconnect()
+    },
+  }
+}
