@@ -14,7 +14,7 @@ import { testLogger, unique, waitFor } from '../helpers/stack.ts'
  * changelog after the first stopped ends with exactly the state of a full replay, and the breach
  * is emitted once.
  */
-test('budget runner: restart from the changelog equals a full replay; the breach is emitted once', { timeout: 120_000 }, async () => {
+test('budget runner: restart from the changelog equals a full replay; the breach is emitted once; poison goes to the dead-letter topic', { timeout: 120_000 }, async () => {
   const gw = await startTestGateway()
   const admin = gw.kafka.admin()
   await admin.connect()
@@ -69,16 +69,24 @@ test('budget runner: restart from the changelog equals a full replay; the breach
   // 17 × $0.05 crosses the 80 % threshold before the restart; the breach comes after it.
   for (let i = 0; i < 17; i++) await post(runIds.map(model))
 
+  // A poison record in the middle of the stream: not Avro at all.
+  const poisonProducer = gw.kafka.producer()
+  await poisonProducer.connect()
+  await poisonProducer.send({ topic: gw.topic, messages: [{ key: runIds[0]!, value: Buffer.from('{"not":"avro"}') }] })
+  await poisonProducer.disconnect()
+  await post(runIds.map(model))
+
   const first = runner()
   await first.start()
-  await waitFor(() => first.stats.processed >= sent.length, 30_000, 'the first runner to process everything')
+  await waitFor(() => first.stats.processed >= sent.length + 1, 30_000, 'the first runner to process everything')
+  assert.equal(first.stats.deadLettered, 1)
   await first.stop()
 
   // More events while no runner runs, including the ones that cross the budget.
   for (let i = 0; i < 7; i++) await post(runIds.map(model))
   const second = runner()
   await second.start()
-  await waitFor(() => second.stats.processed >= sent.length - first.stats.processed, 30_000, 'the second runner to catch up')
+  await waitFor(() => second.stats.processed >= sent.length + 1 - first.stats.processed, 30_000, 'the second runner to catch up')
   assert.ok(second.stats.restored >= runIds.length, 'state came from the changelog')
 
   const replay = new TopologyDriver(runBudgetProcessor)
@@ -97,6 +105,10 @@ test('budget runner: restart from the changelog equals a full replay; the breach
   assert.equal(outputs.filter((o) => o.kind === 'budget.breach').length, runIds.length, 'one breach per run')
   assert.equal(outputs.filter((o) => o.kind === 'budget.threshold').length, runIds.length, 'the threshold is not announced again after the restart')
   assert.ok(first.stats.emitted >= runIds.length, 'the thresholds were emitted before the restart')
+  const [dead] = await readTopic(gw.kafka, deadLetterTopic, 1, 10_000)
+  assert.equal(dead?.value.toString(), '{"not":"avro"}', 'the poison record is kept as it was')
+  assert.match(dead?.headers['ledger-dlq-reason'] ?? '', /wire format/)
+  assert.match(dead?.headers['ledger-dlq-source'] ?? '', new RegExp(`^${gw.topic}/\\d+/\\d+$`))
   await admin.disconnect()
   await gw.stop()
 })
