@@ -32,7 +32,6 @@ const unit = selected(findTests(path.join(REPO_ROOT, 'test', 'unit')))
 const integration = unitOnly ? [] : selected(findTests(path.join(REPO_ROOT, 'test', 'integration')))
 
 
-const logger = createLogger(process.env.LEDGER_LOG_LEVEL === 'debug' ? 'debug' : 'warn')
 const env: NodeJS.ProcessEnv = { ...process.env }
 let broker: ReturnType<typeof createEmbeddedKafka> | undefined
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'ledger-test-'))
@@ -70,5 +69,4 @@ const code = await new Promise<number>((resolve) => {
 
 await broker?.stop()
 rmSync(scratch, { recursive: true, force: true })
-void logger
 process.exit(code)
