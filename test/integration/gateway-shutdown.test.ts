@@ -13,7 +13,7 @@ test('stopping the gateway under load: every acknowledged event is in Kafka', { 
   const events = Array.from({ length: 300 }, (_, i) => validEvent({ run_id: runId, step: i }))
   let firstAck: () => void
   const acknowledged = new Promise<void>((resolve) => (firstAck = resolve))
-  const results = events.map((event) =>
+  const send = (event: Record<string, unknown>) =>
     fetch(`${gw.url}/v1/events`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${gw.keys['acme:emit']}` },
@@ -26,11 +26,12 @@ test('stopping the gateway under load: every acknowledged event is in Kafka', { 
         return { id: event.event_id as string, status: res.status, body: await res.text() }
       },
       () => ({ id: event.event_id as string, status: 0, body: 'connection closed or timed out' }),
-    ),
-  )
-  // Stop as soon as the first request is acknowledged, with the rest arriving and in flight.
+    )
+  // A first wave is in flight; the stop begins at its first acknowledgement while a second wave arrives.
+  const results = events.slice(0, 100).map(send)
   await acknowledged
   const stopped = gw.stop()
+  results.push(...events.slice(100).map(send))
   const outcomes = await Promise.all(results)
   await stopped
   const acked = outcomes.filter((o) => o.status === 202).map((o) => o.id)
