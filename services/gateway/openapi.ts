@@ -101,6 +101,22 @@ export function gatewayOpenApi(): Record<string, unknown> {
           },
         },
       },
+      '/v1/contracts': {
+        post: {
+          summary: 'Publish an agent contract (admin keys): validated, stored on the compacted contracts topic',
+          requestBody: { required: true, content: { 'application/yaml': { schema: { type: 'string' } } } },
+          responses: {
+            '201': {
+              description: 'Stored',
+              content: { 'application/json': { schema: { type: 'object', required: ['tenant', 'name', 'version', 'key'], properties: { tenant: { type: 'string' }, name: { type: 'string' }, version: { type: 'string' }, key: { type: 'string' } } } } },
+            },
+            '400': error('Invalid contract: every problem with its line and field'),
+            '401': error('No or unknown API key'),
+            '403': error('Not an admin key'),
+            '503': error('Kafka did not acknowledge'),
+          },
+        },
+      },
       '/v1/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
       '/healthz': { get: { summary: 'Dependency health', security: [], responses: { '200': { description: 'healthy' }, '503': { description: 'a dependency is down' } } } },
     },

@@ -9,12 +9,13 @@ import type { Logger } from '../shared/log.ts'
 import { addKey, ApiKeyStore, ROLES } from './api-keys.ts'
 import { DedupCache } from './dedup-cache.ts'
 import { createEventProducer, type EventProducer } from './event-producer.ts'
+import type { ContractDeps } from './contract-routes.ts'
 import type { IngestDeps } from './ingest-routes.ts'
 import { TenantRateLimiter } from './rate-limit.ts'
 import { createRedactor } from './redaction.ts'
 
 export interface GatewayRuntime {
-  deps: IngestDeps
+  deps: IngestDeps & { contracts: ContractDeps }
   producer: EventProducer
   /** Plaintext dev keys when this start created the key file; shown once. */
   devCredentials?: Record<string, string>
@@ -49,7 +50,10 @@ export async function createGatewayRuntime(options: { config: GatewayConfig; kaf
     ackTimeoutMs: config.LEDGER_INGEST_ACK_TIMEOUT_MS,
   })
   await producer.start()
-  const deps: IngestDeps = {
+  const contractProducer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+  await contractProducer.connect()
+  const deps: IngestDeps & { contracts: ContractDeps } = {
+    contracts: { keys, producer: contractProducer, topic: topicName(TOPICS.contracts, config.LEDGER_TOPIC_PREFIX) },
     keys,
     codec,
     producer,
@@ -59,7 +63,15 @@ export async function createGatewayRuntime(options: { config: GatewayConfig; kaf
     defaultRedaction: config.LEDGER_REDACTION_DEFAULT,
     maxBatch: config.LEDGER_INGEST_MAX_BATCH,
   }
-  return { deps, producer, ...(devCredentials ? { devCredentials } : {}), stop: () => producer.stop() }
+  return {
+    deps,
+    producer,
+    ...(devCredentials ? { devCredentials } : {}),
+    stop: async () => {
+      await producer.stop()
+      await contractProducer.disconnect()
+    },
+  }
 }
 
 function redactionKey(configured: string | undefined, dataDir: string): Buffer {

@@ -21,6 +21,7 @@ export const ERROR_CATALOG = {
   LEDGER_ERR_INGEST_TOO_LARGE: { status: 413, retriable: false, doc: 'The request body or batch is larger than the configured limit.' },
   LEDGER_ERR_INGEST_MEDIA_TYPE: { status: 415, retriable: false, doc: 'The request body is not `application/json`.' },
   LEDGER_ERR_INGEST_DUPLICATE: { status: 409, retriable: false, doc: 'The same event id appears twice in one batch with different content.' },
+  LEDGER_ERR_CONTRACT_INVALID: { status: 400, retriable: false, doc: 'An agent contract failed validation; the message names the line and field of each problem.' },
   LEDGER_ERR_RATE_LIMITED: { status: 429, retriable: true, doc: 'The tenant exceeded its request rate; retry after the `retry-after` seconds.' },
   LEDGER_ERR_NOT_FOUND: { status: 404, retriable: false, doc: 'No such route or object for this tenant.' },
   LEDGER_ERR_INTERNAL: { status: 500, retriable: true, doc: 'An unexpected failure inside the backbone; logged with its cause. No user input should reach it.' },

@@ -42,12 +42,12 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   const prefix = `${unique('t')}.`
   const admin = kafka.admin()
   await admin.connect()
-  await ensureTopics(admin, [TOPICS.events], prefix)
+  await ensureTopics(admin, [TOPICS.events, TOPICS.contracts], prefix)
   await admin.disconnect()
   if (options.producerKafka) {
     const other = options.producerKafka.admin()
     await other.connect()
-    await ensureTopics(other, [TOPICS.events], prefix)
+    await ensureTopics(other, [TOPICS.events, TOPICS.contracts], prefix)
     await other.disconnect()
   }
   const registry: RegistryRuntime = await createRegistryRuntime({ kafka, topic: `${prefix}_schemas`, logger: testLogger })
@@ -55,7 +55,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   const dir = scratchDir('gateway')
   const keysFile = path.join(dir, 'api-keys.json')
   const keys: Record<string, string> = {}
-  const grants: [string, Role][] = [['acme', 'emit'], ['acme', 'read'], ['globex', 'emit']]
+  const grants: [string, Role][] = [['acme', 'emit'], ['acme', 'read'], ['acme', 'admin'], ['globex', 'emit']]
   for (const [tenant, role] of grants) keys[`${tenant}:${role}`] = addKey(keysFile, tenant, role).key
   if (options.tenants) {
     const file = JSON.parse(readFileSync(keysFile, 'utf8')) as { tenants: Record<string, unknown> }
