@@ -95,6 +95,11 @@ export interface LedgerClient {
   close(timeoutMs?: number): Promise<void>
 }
 
+/** The optional causation and time fields every event method accepts. */
+function common(parentEventId: string | undefined, occurredAt: Date | number | undefined): Common {
+  return { ...(parentEventId ? { parentEventId } : {}), ...(occurredAt ? { occurredAt } : {}) }
+}
+
 /**
  * The thin client: two lines to start a run, emitting never blocks or throws into the agent
  * (unless `strict`), events are batched, retried with the same ids, and bounded in memory.
@@ -162,43 +167,43 @@ export function createLedgerClient(options: LedgerClientOptions): LedgerClient {
         totals.input_tokens += fields.input_tokens
         totals.output_tokens += fields.output_tokens
         totals.cost_usd += fields.cost_usd
-        return emit('model.call', fields, { ...(parentEventId ? { parentEventId } : {}), ...(occurredAt ? { occurredAt } : {}) })
+        return emit('model.call', fields, common(parentEventId, occurredAt))
       },
       toolCall(input) {
         const { parentEventId, occurredAt, arguments: args, ...fields } = input
         const digest = actionDigest(fields.tool, args)
         totals.tool_calls += 1
-        const eventId = emit('tool.call', { ...fields, argument_digest: digest, arguments: JSON.stringify(args ?? null) }, { ...(parentEventId ? { parentEventId } : {}), ...(occurredAt ? { occurredAt } : {}) })
+        const eventId = emit('tool.call', { ...fields, argument_digest: digest, arguments: JSON.stringify(args ?? null) }, common(parentEventId, occurredAt))
         return { eventId, actionDigest: digest }
       },
       policyDecision(input) {
         const { parentEventId, occurredAt, ...fields } = input
-        return emit('policy.decision', { decision_id: ulid(), ...fields }, { ...(parentEventId ? { parentEventId } : {}), ...(occurredAt ? { occurredAt } : {}) })
+        return emit('policy.decision', { decision_id: ulid(), ...fields }, common(parentEventId, occurredAt))
       },
       requestApproval(input) {
         const { parentEventId, occurredAt, ...fields } = input
         const approvalId = fields.approval_id ?? ulid()
-        const eventId = emit('approval.requested', { ...fields, approval_id: approvalId }, { ...(parentEventId ? { parentEventId } : {}), ...(occurredAt ? { occurredAt } : {}) })
+        const eventId = emit('approval.requested', { ...fields, approval_id: approvalId }, common(parentEventId, occurredAt))
         return { eventId, approvalId }
       },
       recordApproval(input) {
         const { parentEventId, occurredAt, ...fields } = input
-        return emit('approval.decided', fields, { ...(parentEventId ? { parentEventId } : {}), ...(occurredAt ? { occurredAt } : {}) }, { actor: 'human', principal: fields.approver })
+        return emit('approval.decided', fields, common(parentEventId, occurredAt), { actor: 'human', principal: fields.approver })
       },
       evidence(input) {
         const { parentEventId, occurredAt, ...fields } = input
-        return emit('evidence.retrieved', fields, { ...(parentEventId ? { parentEventId } : {}), ...(occurredAt ? { occurredAt } : {}) })
+        return emit('evidence.retrieved', fields, common(parentEventId, occurredAt))
       },
       override(input) {
         const { parentEventId, occurredAt, ...fields } = input
-        return emit('human.override', fields, { ...(parentEventId ? { parentEventId } : {}), ...(occurredAt ? { occurredAt } : {}) }, { actor: 'human', principal: fields.operator })
+        return emit('human.override', fields, common(parentEventId, occurredAt), { actor: 'human', principal: fields.operator })
       },
       end(input) {
         const { parentEventId, occurredAt, ...fields } = input
         return emit(
           'run.ended',
           { ...fields, totals: { ...totals, steps: step + 1, duration_ms: Date.now() - startedAt } },
-          { ...(parentEventId ? { parentEventId } : {}), ...(occurredAt ? { occurredAt } : {}) },
+          common(parentEventId, occurredAt),
         )
       },
     }
