@@ -46,6 +46,7 @@ export interface KillSwitchDecision {
   operator: { key_id: string; name: string } | null
   decided_at: number
   decided_by: string
+  retry_at: number | null
 }
 
 export type BudgetScope = 'run' | 'agent_version' | 'principal' | 'tenant'

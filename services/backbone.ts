@@ -5,6 +5,7 @@ import { migrate } from '../infra/clickhouse/migrate.ts'
 import { createEmbeddedKafka, type EmbeddedKafka } from '../infra/kafka/broker.ts'
 import { ensureTopics, TOPICS } from '../infra/kafka/topics.ts'
 import { resolveDataDir } from '../infra/paths.ts'
+import { startControlProcessors } from '../stream-processors/host.ts'
 import { gatewayPlugin } from './gateway/gateway-plugin.ts'
 import { createGatewayRuntime } from './gateway/runtime.ts'
 import { createRegistryRuntime, type RegistryRuntime } from './registry/runtime.ts'
@@ -95,11 +96,28 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
     endpoints.clickhouse =
       clickhouse.mode === 'embedded' ? `chDB at ${path.join(dataDir, 'clickhouse')} (embedded), database ${clickhouse.database}` : `${config.LEDGER_CLICKHOUSE_URL} (server)`
 
-    // 4. Ingest gateway: keys, redaction, schemas registered, idempotent producer.
+    // 4. Budget and kill-switch processors (unless they run as their own deployment).
+    if (config.LEDGER_PROCESSORS_ENABLED) {
+      const processors = await startControlProcessors({
+        kafka,
+        registryUrl,
+        topicPrefix: config.LEDGER_TOPIC_PREFIX,
+        tenantLimits: {
+          ...(config.LEDGER_TENANT_MAX_COST_USD_PER_DAY !== undefined ? { maxCostUsdPerDay: config.LEDGER_TENANT_MAX_COST_USD_PER_DAY } : {}),
+          ...(config.LEDGER_TENANT_MAX_COST_USD_PER_MONTH !== undefined ? { maxCostUsdPerMonth: config.LEDGER_TENANT_MAX_COST_USD_PER_MONTH } : {}),
+        },
+        sessionTimeoutMs: config.LEDGER_PROCESSOR_SESSION_TIMEOUT_MS,
+        logger,
+      })
+      stack.push({ name: 'budget and kill-switch processors', stop: () => processors.stop() })
+      endpoints.processors = `${Object.keys(processors.runners).join(', ')} (in-process)`
+    }
+
+    // 5. Ingest gateway: keys, redaction, schemas registered, idempotent producer.
     const gateway = await createGatewayRuntime({ config, kafka, registryUrl, dataDir, logger })
     stack.push({ name: 'ingest gateway', stop: () => gateway.stop() })
 
-    // 5. HTTP: health, the gateway's and (as they are built) the other services' routes.
+    // 6. HTTP: health, the gateway's and (as they are built) the other services' routes.
     const app = createHttpApp({ bodyLimitBytes: config.LEDGER_INGEST_MAX_BODY_BYTES })
     await app.register(gatewayPlugin, gateway.deps)
     await app.register(healthPlugin, {

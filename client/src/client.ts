@@ -15,6 +15,7 @@ import type {
   ToolCallFields,
 } from './generated/events.ts'
 import { activeSpanIds, newSpanId, newTraceId } from './otel.ts'
+import { BudgetExceededError, CircuitOpenError, LedgerGuardUnavailableError, RunKilledError, type GuardRefusal } from './errors.ts'
 import { Transport, type TransportStats } from './transport.ts'
 import { ulid } from './ulid.ts'
 
@@ -43,6 +44,8 @@ export interface LedgerClientOptions {
   /** Called with each 202 body (run status rides on it). */
   onResponse?: (body: unknown) => void
   fetch?: typeof fetch
+  /** How long `guard()` waits for queued events and the gateway's answer (default 2 s). */
+  guardTimeoutMs?: number
 }
 
 export interface StartRunOptions {
@@ -56,7 +59,27 @@ export interface StartRunOptions {
   runId?: string
 }
 
-type Common = { parentEventId?: string; occurredAt?: Date | number }
+/**
+ * Fields every event method accepts: causation, event time, and the permit from the `guard()`
+ * that cleared this action (its cost reservation is released with this event).
+ */
+type Common = { parentEventId?: string; occurredAt?: Date | number; permit?: Permit }
+
+/** What `guard()` returns when the action may run. */
+export interface Permit {
+  /** Set when `guard()` reserved an estimated cost. */
+  readonly reservationId: string | undefined
+  /** Gives the reservation back without an event (the call did not happen). Idempotent. */
+  release(): void
+}
+
+/** What the agent is about to do, for `guard()`. */
+export interface GuardAction {
+  /** The tool about to be called: refused while its circuit breaker is open. */
+  tool?: string
+  /** Reserve this much of the run's cost budget until the event with the real cost is emitted. */
+  estimatedCostUsd?: number
+}
 export type ModelCallInput = ModelCallFields & Common
 export type ToolCallInput = Omit<ToolCallFields, 'argument_digest' | 'arguments'> & { arguments: unknown } & Common
 export type PolicyDecisionInput = Omit<PolicyDecisionFields, 'decision_id'> & { decision_id?: string } & Common
@@ -84,6 +107,15 @@ export interface RunHandle {
   evidence(input: EvidenceInput): string
   override(input: OverrideInput): string
   end(input: EndInput): string
+  /**
+   * Checks with the gateway, after sending what is queued, that the run may take its next action.
+   * Resolves with a permit; pass it to the event method that records the action.
+   * @throws RunKilledError the run, its agent version or the tenant was killed
+   * @throws CircuitOpenError the tool's circuit breaker is open
+   * @throws BudgetExceededError a budget was breached, or the estimate does not fit what is left
+   * @throws LedgerGuardUnavailableError no answer from the gateway (guard fails closed)
+   */
+  guard(action?: GuardAction): Promise<Permit>
 }
 
 export interface LedgerClient {
@@ -96,8 +128,8 @@ export interface LedgerClient {
 }
 
 /** The optional causation and time fields every event method accepts. */
-function common(parentEventId: string | undefined, occurredAt: Date | number | undefined): Common {
-  return { ...(parentEventId ? { parentEventId } : {}), ...(occurredAt ? { occurredAt } : {}) }
+function common(parentEventId: string | undefined, occurredAt: Date | number | undefined, permit?: Permit): Common {
+  return { ...(parentEventId ? { parentEventId } : {}), ...(occurredAt ? { occurredAt } : {}), ...(permit ? { permit } : {}) }
 }
 
 /**
@@ -119,6 +151,10 @@ export function createLedgerClient(options: LedgerClientOptions): LedgerClient {
     fetch: options.fetch ?? fetch,
   })
 
+  const endpoint = options.endpoint.replace(/\/$/, '')
+  const fetchImpl = options.fetch ?? fetch
+  const guardTimeoutMs = options.guardTimeoutMs ?? 2_000
+
   function startRun(run: StartRunOptions): RunHandle {
     const runId = run.runId ?? ulid()
     const active = activeSpanIds()
@@ -130,7 +166,7 @@ export function createLedgerClient(options: LedgerClientOptions): LedgerClient {
     const emit = (type: string, fields: Record<string, unknown>, common: Common, extra: { actor?: string; principal?: Principal } = {}): string => {
       const eventId = ulid()
       const span = activeSpanIds()
-      const { parentEventId, occurredAt, ...body } = { ...fields, ...common } as Record<string, unknown> & Common
+      const { parentEventId, occurredAt, permit, ...body } = { ...fields, ...common } as Record<string, unknown> & Common
       const event = {
         type,
         event_id: eventId,
@@ -149,6 +185,7 @@ export function createLedgerClient(options: LedgerClientOptions): LedgerClient {
       }
       totals.steps = step
       transport.enqueue(event)
+      permit?.release()
       return eventId
     }
 
@@ -163,48 +200,89 @@ export function createLedgerClient(options: LedgerClientOptions): LedgerClient {
       traceId,
       totals,
       modelCall(input) {
-        const { parentEventId, occurredAt, ...fields } = input
+        const { parentEventId, occurredAt, permit, ...fields } = input
         totals.input_tokens += fields.input_tokens
         totals.output_tokens += fields.output_tokens
         totals.cost_usd += fields.cost_usd
-        return emit('model.call', fields, common(parentEventId, occurredAt))
+        return emit('model.call', fields, common(parentEventId, occurredAt, permit))
       },
       toolCall(input) {
-        const { parentEventId, occurredAt, arguments: args, ...fields } = input
+        const { parentEventId, occurredAt, permit, arguments: args, ...fields } = input
         const digest = actionDigest(fields.tool, args)
         totals.tool_calls += 1
-        const eventId = emit('tool.call', { ...fields, argument_digest: digest, arguments: JSON.stringify(args ?? null) }, common(parentEventId, occurredAt))
+        const eventId = emit('tool.call', { ...fields, argument_digest: digest, arguments: JSON.stringify(args ?? null) }, common(parentEventId, occurredAt, permit))
         return { eventId, actionDigest: digest }
       },
       policyDecision(input) {
-        const { parentEventId, occurredAt, ...fields } = input
-        return emit('policy.decision', { decision_id: ulid(), ...fields }, common(parentEventId, occurredAt))
+        const { parentEventId, occurredAt, permit, ...fields } = input
+        return emit('policy.decision', { decision_id: ulid(), ...fields }, common(parentEventId, occurredAt, permit))
       },
       requestApproval(input) {
-        const { parentEventId, occurredAt, ...fields } = input
+        const { parentEventId, occurredAt, permit, ...fields } = input
         const approvalId = fields.approval_id ?? ulid()
-        const eventId = emit('approval.requested', { ...fields, approval_id: approvalId }, common(parentEventId, occurredAt))
+        const eventId = emit('approval.requested', { ...fields, approval_id: approvalId }, common(parentEventId, occurredAt, permit))
         return { eventId, approvalId }
       },
       recordApproval(input) {
-        const { parentEventId, occurredAt, ...fields } = input
-        return emit('approval.decided', fields, common(parentEventId, occurredAt), { actor: 'human', principal: fields.approver })
+        const { parentEventId, occurredAt, permit, ...fields } = input
+        return emit('approval.decided', fields, common(parentEventId, occurredAt, permit), { actor: 'human', principal: fields.approver })
       },
       evidence(input) {
-        const { parentEventId, occurredAt, ...fields } = input
-        return emit('evidence.retrieved', fields, common(parentEventId, occurredAt))
+        const { parentEventId, occurredAt, permit, ...fields } = input
+        return emit('evidence.retrieved', fields, common(parentEventId, occurredAt, permit))
       },
       override(input) {
-        const { parentEventId, occurredAt, ...fields } = input
-        return emit('human.override', fields, common(parentEventId, occurredAt), { actor: 'human', principal: fields.operator })
+        const { parentEventId, occurredAt, permit, ...fields } = input
+        return emit('human.override', fields, common(parentEventId, occurredAt, permit), { actor: 'human', principal: fields.operator })
       },
       end(input) {
-        const { parentEventId, occurredAt, ...fields } = input
+        const { parentEventId, occurredAt, permit, ...fields } = input
         return emit(
           'run.ended',
           { ...fields, totals: { ...totals, steps: step + 1, duration_ms: Date.now() - startedAt } },
-          common(parentEventId, occurredAt),
+          common(parentEventId, occurredAt, permit),
         )
+      },
+      async guard(action = {}) {
+        // What the agent already emitted must reach the gateway first: the last event may be the
+        // one that trips a kill switch.
+        await transport.flush(guardTimeoutMs).catch(() => undefined)
+        let res: Response
+        try {
+          res = await fetchImpl(`${endpoint}/v1/runs/${encodeURIComponent(runId)}/guard`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${options.apiKey}` },
+            body: JSON.stringify({
+              agent_name: options.agent.name,
+              agent_version: options.agent.version,
+              ...(action.tool !== undefined ? { tool: action.tool } : {}),
+              ...(action.estimatedCostUsd !== undefined ? { estimated_cost_usd: action.estimatedCostUsd } : {}),
+            }),
+            signal: AbortSignal.timeout(guardTimeoutMs),
+          })
+        } catch (err) {
+          throw new LedgerGuardUnavailableError(`guard for run ${runId}: ${(err as Error).message}`, { cause: err })
+        }
+        const body = (await res.json().catch(() => ({}))) as { allowed?: boolean; refusal?: GuardRefusal; reservation?: { id: string }; error?: { message?: string } }
+        if (!res.ok || typeof body.allowed !== 'boolean') {
+          throw new LedgerGuardUnavailableError(`guard for run ${runId}: gateway answered ${res.status} ${body.error?.message ?? ''}`)
+        }
+        if (!body.allowed) {
+          const refusal = body.refusal!
+          if (refusal.error === 'circuit_open') throw new CircuitOpenError(runId, refusal)
+          if (refusal.error === 'budget_exceeded') throw new BudgetExceededError(runId, refusal)
+          throw new RunKilledError(runId, refusal)
+        }
+        const reservationId = body.reservation?.id
+        let released = false
+        return {
+          reservationId,
+          release() {
+            if (released || reservationId === undefined) return
+            released = true
+            transport.release(reservationId)
+          },
+        }
       },
     }
   }

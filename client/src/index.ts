@@ -20,9 +20,22 @@ export type {
   EvidenceInput,
   OverrideInput,
   EndInput,
+  GuardAction,
+  Permit,
 } from './client.ts'
 export { actionDigest, canonicalJson, sha256 } from './digest.ts'
-export { LedgerBufferFullError, LedgerClientError, LedgerFlushTimeoutError, LedgerRejectedError } from './errors.ts'
+export {
+  BudgetExceededError,
+  CircuitOpenError,
+  LedgerBufferFullError,
+  LedgerClientError,
+  LedgerFlushTimeoutError,
+  LedgerGuardError,
+  LedgerGuardUnavailableError,
+  LedgerRejectedError,
+  RunKilledError,
+} from './errors.ts'
+export type { GuardRefusal } from './errors.ts'
 export type { TransportStats } from './transport.ts'
 export type * from './generated/events.ts'
 export { EVENT_TYPES } from './generated/events.ts'

@@ -47,6 +47,8 @@ export class Transport {
   private failures = 0
   private backingOff = false
   private closed = false
+  /** Reservation ids to release with the next request. */
+  private releases: string[] = []
 
   constructor(private readonly options: TransportOptions) {
     this.timer = setInterval(() => this.kick(), options.flushIntervalMs)
@@ -89,13 +91,27 @@ export class Transport {
     })
   }
 
+  /**
+   * Releases a guard reservation with the next request, which carries the event with the real
+   * cost: the gateway swaps the estimate for the real cost in one step, never counting neither.
+   */
+  release(reservationId: string): void {
+    this.releases.push(reservationId)
+  }
+
   private async sendOne(): Promise<void> {
     const batch = this.queue.slice(0, this.options.batchSize)
+    const releases = this.releases.slice(0, 1_000)
     let res: Response
     try {
       res = await this.options.fetch(`${this.options.endpoint}/v1/events`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${this.options.apiKey}`, ...traceparentOf(batch[0]) },
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${this.options.apiKey}`,
+          ...traceparentOf(batch[0]),
+          ...(releases.length > 0 ? { 'x-ledger-release': releases.join(',') } : {}),
+        },
         body: JSON.stringify(batch),
         signal: AbortSignal.timeout(this.options.requestTimeoutMs),
       })
@@ -105,6 +121,7 @@ export class Transport {
     const body = (await res.json().catch(() => ({}))) as { duplicates?: number; error?: { code?: string; message?: string; problems?: { index: number }[] } }
     if (res.status === 202) {
       this.failures = 0
+      this.releases.splice(0, releases.length)
       this.queue.splice(0, batch.length)
       this.stats.acknowledged += batch.length
       this.stats.duplicates += body.duplicates ?? 0

@@ -47,6 +47,27 @@ export const TOPICS = {
     retentionMs: -1,
     purpose: 'Agent contracts, keyed by tenant/agent/version.',
   },
+  runGuardChangelog: {
+    name: 'ledger.run-guard.changelog.v1',
+    partitions: 6,
+    cleanupPolicy: 'compact',
+    retentionMs: -1,
+    purpose: 'State of the run-guard processor (budget, loop detector, approval gate per run), JSON, written in the same transaction as its decisions.',
+  },
+  toolBreakerChangelog: {
+    name: 'ledger.tool-breaker.changelog.v1',
+    partitions: 3,
+    cleanupPolicy: 'compact',
+    retentionMs: -1,
+    purpose: 'State of the per-tool circuit breakers, JSON.',
+  },
+  budgetAggregatesChangelog: {
+    name: 'ledger.budget-aggregates.changelog.v1',
+    partitions: 6,
+    cleanupPolicy: 'compact',
+    retentionMs: -1,
+    purpose: 'State of the per agent version / principal / tenant budgets, JSON.',
+  },
   deadLetter: {
     name: 'ledger.dead-letter.v1',
     partitions: 1,

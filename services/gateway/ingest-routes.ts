@@ -13,6 +13,7 @@ import { redactEvent, type RedactionMode } from './event-redaction.ts'
 import type { EventProducer } from './event-producer.ts'
 import { validateEvent, type EventProblem } from './event-validation.ts'
 import type { TenantRateLimiter } from './rate-limit.ts'
+import type { RunControl } from './run-control.ts'
 import type { Findings, Redactor } from './redaction.ts'
 
 export interface IngestDeps {
@@ -24,8 +25,8 @@ export interface IngestDeps {
   redactor: Redactor
   defaultRedaction: RedactionMode
   maxBatch: number
-  /** Per-run status for the response; the kill-switch view provides it once it exists. */
-  runStatus?: (tenant: string, runId: string) => unknown
+  /** Enforcement: stamps contract versions, tallies cost, releases reservations, reports run status. */
+  runControl?: Pick<RunControl, 'stamp' | 'accepted' | 'status'>
 }
 
 export interface IngestResponse {
@@ -35,6 +36,10 @@ export interface IngestResponse {
   redactions?: Findings
   runs?: Record<string, unknown>
 }
+
+/** Reservation ids (from `POST /v1/runs/{id}/guard`) the emitter releases with this request. */
+export const RELEASE_HEADER = 'x-ledger-release'
+const RESERVATION_ID = /^[0-9a-f-]{36}$/
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/
 
@@ -61,6 +66,13 @@ export const ingestRoutes: FastifyPluginAsync<IngestDeps> = async (app, deps) =>
     if (items.length === 0) throw new LedgerError('LEDGER_ERR_INGEST_BODY', 'body: the array holds no events')
     if (items.length > deps.maxBatch) {
       throw new LedgerError('LEDGER_ERR_INGEST_TOO_LARGE', `body: ${items.length} events in one request; at most ${deps.maxBatch}`)
+    }
+
+    const releaseHeader = req.headers[RELEASE_HEADER]
+    const releases = typeof releaseHeader === 'string' && releaseHeader.trim() !== '' ? releaseHeader.split(',').map((r) => r.trim()) : []
+    const badRelease = releases.findIndex((r) => !RESERVATION_ID.test(r))
+    if (badRelease >= 0 || releases.length > 1_000) {
+      throw new LedgerError('LEDGER_ERR_INGEST_BODY', `header ${RELEASE_HEADER}: ${badRelease >= 0 ? `item ${badRelease} is not a reservation id` : 'at most 1000 reservation ids'}`)
     }
 
     const headerTrace = TRACEPARENT.exec(String(req.headers.traceparent ?? ''))
@@ -116,6 +128,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestDeps> = async (app, deps) =>
           value.trace_id = headerTrace[1]
           value.span_id ??= headerTrace[2]
         }
+        deps.runControl?.stamp(principal.tenant, value)
         const schema = schemas.get(eventType)!
         const event = mode === 'strict' ? redactEvent(schema, value, deps.redactor, findings) : value
         const record = toAvroRecord(schema, event, principal.tenant, receivedAt)
@@ -128,9 +141,12 @@ export const ingestRoutes: FastifyPluginAsync<IngestDeps> = async (app, deps) =>
       for (const f of fresh) deps.dedup.remember(principal.tenant, f.id, f.digest)
       const response: IngestResponse = { accepted: valid.length, duplicates, event_ids: valid.map((v) => v.value.event_id as string) }
       if (Object.keys(findings).length > 0) response.redactions = findings
-      if (deps.runStatus) {
+      if (deps.runControl) {
+        // Only events written now: a retried event's cost was counted when it was first accepted.
+        const written = new Set(fresh.map((f) => f.id))
+        deps.runControl.accepted(principal.tenant, valid.filter((v) => written.has(v.value.event_id as string)).map((v) => v.value), releases)
         const runs = [...new Set(valid.map((v) => v.value.run_id as string))]
-        response.runs = Object.fromEntries(runs.map((r) => [r, deps.runStatus!(principal.tenant, r)]))
+        response.runs = Object.fromEntries(runs.map((r) => [r, deps.runControl!.status(principal.tenant, r)]))
       }
       return reply.status(202).send(response)
     })

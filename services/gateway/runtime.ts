@@ -10,12 +10,19 @@ import { addKey, ApiKeyStore, ROLES } from './api-keys.ts'
 import { DedupCache } from './dedup-cache.ts'
 import { createEventProducer, type EventProducer } from './event-producer.ts'
 import type { ContractDeps } from './contract-routes.ts'
+import type { ControlDeps } from './control-routes.ts'
+import { createControlView } from './control-view.ts'
+import { RunControl } from './run-control.ts'
+import { createControlCodec } from '../shared/control-codec.ts'
+import { createContractsView } from '../../stream-processors/contracts/contracts-view.ts'
 import type { IngestDeps } from './ingest-routes.ts'
 import { TenantRateLimiter } from './rate-limit.ts'
 import { createRedactor } from './redaction.ts'
 
+export type GatewayDeps = IngestDeps & { contracts: ContractDeps; control: ControlDeps }
+
 export interface GatewayRuntime {
-  deps: IngestDeps & { contracts: ContractDeps }
+  deps: GatewayDeps
   producer: EventProducer
   /** Plaintext dev keys when this start created the key file; shown once. */
   devCredentials?: Record<string, string>
@@ -52,8 +59,17 @@ export async function createGatewayRuntime(options: { config: GatewayConfig; kaf
   await producer.start()
   const contractProducer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
   await contractProducer.connect()
-  const deps: IngestDeps & { contracts: ContractDeps } = {
+  // Enforcement: the published contracts and the control topic, read live.
+  const contractsView = await createContractsView({ kafka: options.kafka, topic: topicName(TOPICS.contracts, config.LEDGER_TOPIC_PREFIX), logger })
+  const controlTopic = topicName(TOPICS.control, config.LEDGER_TOPIC_PREFIX)
+  const controlCodec = await createControlCodec({ registryUrl: options.registryUrl, controlTopic, budgetStateTopic: topicName(TOPICS.budgetState, config.LEDGER_TOPIC_PREFIX) })
+  const view = await createControlView({ kafka: options.kafka, topic: controlTopic, codec: controlCodec, logger })
+  await Promise.all([contractsView.ready(), view.ready()])
+  const runControl = new RunControl({ view, contracts: contractsView })
+  const deps: GatewayDeps = {
     contracts: { keys, producer: contractProducer, topic: topicName(TOPICS.contracts, config.LEDGER_TOPIC_PREFIX) },
+    control: { keys, runControl, view, codec: controlCodec, producer: contractProducer, controlTopic },
+    runControl,
     keys,
     codec,
     producer,
@@ -69,6 +85,8 @@ export async function createGatewayRuntime(options: { config: GatewayConfig; kaf
     ...(devCredentials ? { devCredentials } : {}),
     stop: async () => {
       await producer.stop()
+      await view.stop()
+      await contractsView.stop()
       await contractProducer.disconnect()
     },
   }

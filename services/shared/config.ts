@@ -64,6 +64,19 @@ export const gatewayEnv = z.object({
   LEDGER_RATE_LIMIT_RPS: z.coerce.number().positive().default(5_000),
 })
 
+/** A positive number, or unset (an empty string counts as unset, as compose files write it). */
+const optionalPositive = z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().positive().optional())
+
+export const processorsEnv = z.object({
+  /** Run the budget and kill-switch processors inside `npm start`. Off when they run as their own deployment (`npm run processors`). */
+  LEDGER_PROCESSORS_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Tenant-wide cost limits (USD per UTC day and month); unset means none. A breach kills the tenant scope. */
+  LEDGER_TENANT_MAX_COST_USD_PER_DAY: optionalPositive,
+  LEDGER_TENANT_MAX_COST_USD_PER_MONTH: optionalPositive,
+  /** How long a killed processor instance holds its partitions before another takes over. */
+  LEDGER_PROCESSOR_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(10_000),
+})
+
 /** `npm start`: the whole backbone in one process. */
 export const backboneConfigSchema = commonEnv
   .extend(kafkaEnv.shape)
@@ -71,7 +84,12 @@ export const backboneConfigSchema = commonEnv
   .extend(clickhouseEnv.shape)
   .extend(httpEnv.shape)
   .extend(gatewayEnv.shape)
+  .extend(processorsEnv.shape)
 export type BackboneConfig = Readonly<z.infer<typeof backboneConfigSchema>>
+
+/** `stream-processors/main.ts`: the budget and kill-switch processors on their own. */
+export const processorsConfigSchema = commonEnv.extend(kafkaEnv.shape).extend(registryEnv.shape).extend(processorsEnv.shape)
+export type ProcessorsConfig = Readonly<z.infer<typeof processorsConfigSchema>>
 
 /** `services/registry/server.ts`: the schema registry on its own. */
 export const registryConfigSchema = commonEnv.extend(kafkaEnv.shape).extend(registryEnv.shape)

@@ -33,6 +33,10 @@ export const agentContractSchema = z.strictObject({
         max_cost_usd_per_run: z.number().positive().optional(),
         max_tool_calls: positiveInt.optional(),
         max_wall_clock_seconds: positiveInt.optional(),
+        /** Across all runs of this agent version, per UTC day. */
+        max_cost_usd_per_day: z.number().positive().optional(),
+        /** Across all runs of this agent for one principal, per UTC day. */
+        max_cost_usd_per_principal_per_day: z.number().positive().optional(),
         soft_threshold: z.number().gt(0).lt(1).default(0.8),
       })
       .default({ soft_threshold: 0.8 }),

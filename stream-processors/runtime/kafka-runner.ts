@@ -2,7 +2,7 @@ import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafka
 import type { EventCodec } from '../../services/shared/event-codec.ts'
 import type { Logger } from '../../services/shared/log.ts'
 import type { LedgerEventView } from '../domain-event.ts'
-import type { Processor } from './processor.ts'
+import { applyEvent, type Processor } from './processor.ts'
 import { ChangeloggingStore, InMemoryStore, type ChangelogRecord } from './store.ts'
 
 export interface ProcessorRunnerOptions<S, O> {
@@ -12,13 +12,26 @@ export interface ProcessorRunnerOptions<S, O> {
   inputTopic: string
   /** Compacted topic holding the latest state per key. */
   changelogTopic: string
-  outputTopic: string
   /** Where a record that cannot be decoded or processed goes, with its reason. */
   deadLetterTopic: string
   groupId: string
   transactionalId: string
-  outputOf(emit: O): Message
+  /**
+   * Where an emit goes. `latestOnly` outputs (state snapshots on a compacted topic) are coalesced
+   * per topic and key within a batch: only the last one is written.
+   */
+  route(emit: O): ProcessorOutput
+  /** Awaited before an event is applied: e.g. wait until a contract the event names is readable. */
+  beforeApply?(event: LedgerEventView): Promise<void>
+  /** Consumer session timeout: how long a killed instance holds its partitions. Default 10 s. */
+  sessionTimeoutMs?: number
   logger: Logger
+}
+
+export interface ProcessorOutput {
+  topic: string
+  message: Message
+  latestOnly?: boolean
 }
 
 export interface ProcessorRunner<S> {
@@ -85,20 +98,17 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
 
   async function handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     if (producer === undefined || batch.messages.length === 0) return
-    const outputs: Message[] = []
+    const outputs: ProcessorOutput[] = []
     const deadLetters: Message[] = []
+    let last: (typeof batch.messages)[number] | undefined
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) break
+      last = message
       try {
         const decoded = await options.codec.decode(message.value ?? Buffer.alloc(0))
         const event = decoded.json as LedgerEventView
-        const key = processor.keyOf(event)
-        if (key !== undefined) {
-          const current = store.get(key) ?? processor.initial(event)
-          const { state, emits } = processor.step(current, event)
-          store.put(key, state)
-          for (const e of emits) outputs.push(options.outputOf(e))
-        }
+        await options.beforeApply?.(event)
+        for (const e of applyEvent(processor, store, event)) outputs.push(options.route(e))
       } catch (err) {
         // Poison: never dropped, never blocking. It goes to the dead-letter topic with its reason.
         deadLetters.push({
@@ -108,11 +118,11 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
         })
       }
     }
-    const last = batch.messages.at(-1)!
+    if (last === undefined) return
     const changelog = store.drain()
     const txn = await producer.transaction()
     try {
-      if (outputs.length > 0) await txn.send({ topic: options.outputTopic, messages: outputs })
+      for (const [topic, messages] of byTopic(outputs)) await txn.send({ topic, messages })
       if (deadLetters.length > 0) await txn.send({ topic: options.deadLetterTopic, messages: deadLetters })
       if (changelog.length > 0) {
         await txn.send({ topic: options.changelogTopic, messages: changelog.map((r) => ({ key: r.key, value: r.value === null ? null : JSON.stringify(r.value) })) })
@@ -120,10 +130,14 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
       await txn.sendOffsets({ consumerGroupId: options.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }] }] })
       await txn.commit()
     } catch (err) {
+      // The batch is redelivered from the last committed offset, so the store must forget what
+      // this batch did to it, or the redelivery would be counted twice.
+      store.rollback()
       await txn.abort().catch(() => undefined)
       throw err
     }
-    stats.processed += batch.messages.length
+    store.commit()
+    stats.processed += Number(BigInt(last.offset) - BigInt(batch.messages[0]!.offset)) + 1
     stats.emitted += outputs.length
     stats.deadLettered += deadLetters.length
     resolveOffset(last.offset)
@@ -137,7 +151,8 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
       await restore()
       producer = kafka.producer({ transactionalId: options.transactionalId, idempotent: true, maxInFlightRequests: 1 })
       await producer.connect()
-      consumer = kafka.consumer({ groupId: options.groupId, readUncommitted: false, maxWaitTimeInMs: 50 })
+      const sessionTimeout = options.sessionTimeoutMs ?? 10_000
+      consumer = kafka.consumer({ groupId: options.groupId, readUncommitted: false, maxWaitTimeInMs: 50, sessionTimeout, heartbeatInterval: Math.floor(sessionTimeout / 5) })
       await consumer.connect()
       await consumer.subscribe({ topic: options.inputTopic, fromBeginning: true })
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: handleBatch })
@@ -148,4 +163,18 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
       await producer?.disconnect()
     },
   }
+}
+
+/** Groups outputs by topic in emit order; a `latestOnly` output replaces an earlier one with its key. */
+function byTopic(outputs: ProcessorOutput[]): Map<string, Message[]> {
+  const topics = new Map<string, Map<string, Message>>()
+  let n = 0
+  for (const o of outputs) {
+    let messages = topics.get(o.topic)
+    if (messages === undefined) topics.set(o.topic, (messages = new Map()))
+    const key = o.latestOnly === true && o.message.key !== null && o.message.key !== undefined ? `latest:${o.message.key.toString()}` : `#${n++}`
+    messages.delete(key)
+    messages.set(key, o.message)
+  }
+  return new Map([...topics].map(([topic, messages]) => [topic, [...messages.values()]]))
 }

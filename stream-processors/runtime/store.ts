@@ -39,6 +39,8 @@ export interface ChangelogRecord<V> {
 
 export class ChangeloggingStore<V> implements KeyValueStore<V> {
   private pending: ChangelogRecord<V>[] = []
+  /** Each key's value before its first change since the last commit, for rollback. */
+  private before = new Map<string, V | undefined>()
 
   constructor(private readonly inner: KeyValueStore<V>) {}
 
@@ -46,12 +48,30 @@ export class ChangeloggingStore<V> implements KeyValueStore<V> {
     return this.inner.get(key)
   }
   put(key: string, value: V): void {
+    this.remember(key)
     this.inner.put(key, value)
     this.pending.push({ key, value })
   }
   delete(key: string): void {
+    this.remember(key)
     this.inner.delete(key)
     this.pending.push({ key, value: null })
+  }
+  private remember(key: string): void {
+    if (!this.before.has(key)) this.before.set(key, this.inner.get(key))
+  }
+  /** The changes since the last commit are durable (their changelog was committed). */
+  commit(): void {
+    this.before.clear()
+  }
+  /** Undoes every change since the last commit (its transaction was aborted). */
+  rollback(): void {
+    for (const [key, value] of this.before) {
+      if (value === undefined) this.inner.delete(key)
+      else this.inner.put(key, value)
+    }
+    this.before.clear()
+    this.pending = []
   }
   entries(): IterableIterator<[string, V]> {
     return this.inner.entries()

@@ -1,5 +1,5 @@
 import type { LedgerEventView } from '../domain-event.ts'
-import type { Processor } from './processor.ts'
+import { applyEvent, type Processor } from './processor.ts'
 import { ChangeloggingStore, InMemoryStore, type ChangelogRecord } from './store.ts'
 
 /**
@@ -22,16 +22,10 @@ export class TopologyDriver<S, O> {
 
   pipe(events: Iterable<LedgerEventView>): O[] {
     const out: O[] = []
-    for (const event of events) {
-      const key = this.processor.keyOf(event)
-      if (key === undefined) continue
-      const current = this.store.get(key) ?? this.processor.initial(event)
-      const { state, emits } = this.processor.step(current, event)
-      this.store.put(key, state)
-      out.push(...emits)
-    }
+    for (const event of events) out.push(...applyEvent(this.processor, this.store, event))
     this.emitted.push(...out)
     this.changelog.push(...this.store.drain())
+    this.store.commit()
     return out
   }
 

@@ -10,6 +10,7 @@ import { createEventCodec, type EventCodec } from '../../services/shared/event-c
 import { closeGracefully, createHttpApp } from '../../services/shared/http-app.ts'
 import { writeFileSync, readFileSync } from 'node:fs'
 import { ulid } from '../../client/src/ulid.ts'
+import { startControlProcessors, type ControlProcessors } from '../../stream-processors/host.ts'
 import { scratchDir, testKafka, testLogger, unique } from './stack.ts'
 
 export interface TestGateway {
@@ -21,6 +22,8 @@ export interface TestGateway {
   keys: Record<string, string>
   codec: EventCodec
   runtime: GatewayRuntime
+  /** The budget and kill-switch processors, when started with `processors: true`. */
+  processors?: ControlProcessors
   /** Every `METHOD /path` the app registered, for the OpenAPI check. */
   routes: string[]
   stop(): Promise<void>
@@ -31,7 +34,12 @@ export interface TestGatewayOptions {
   tenants?: Record<string, { redaction?: 'strict' | 'off'; rate_limit_rps?: number }>
   /** Produce to another cluster than the registry's (fault tests). */
   producerKafka?: Kafka
+  /** Also run the budget and kill-switch processors on this prefix. */
+  processors?: boolean
 }
+
+/** The topics a gateway reads or writes (the processors' own topics are created when they run). */
+const GATEWAY_TOPICS = [TOPICS.events, TOPICS.contracts, TOPICS.control, TOPICS.budgetState]
 
 /**
  * A gateway on the real stack: our registry on the test broker, a unique topic prefix, a key
@@ -42,12 +50,12 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   const prefix = `${unique('t')}.`
   const admin = kafka.admin()
   await admin.connect()
-  await ensureTopics(admin, [TOPICS.events, TOPICS.contracts], prefix)
+  await ensureTopics(admin, options.processors ? Object.values(TOPICS) : GATEWAY_TOPICS, prefix)
   await admin.disconnect()
   if (options.producerKafka) {
     const other = options.producerKafka.admin()
     await other.connect()
-    await ensureTopics(other, [TOPICS.events, TOPICS.contracts], prefix)
+    await ensureTopics(other, GATEWAY_TOPICS, prefix)
     await other.disconnect()
   }
   const registry: RegistryRuntime = await createRegistryRuntime({ kafka, topic: `${prefix}_schemas`, logger: testLogger })
@@ -69,6 +77,9 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     LEDGER_REDACTION_KEY: 'ab'.repeat(32),
     ...options.env,
   })
+  const processors = options.processors
+    ? await startControlProcessors({ kafka, registryUrl, topicPrefix: prefix, tenantLimits: {}, sessionTimeoutMs: 6_000, logger: testLogger, contractWaitMs: 2_000 })
+    : undefined
   const runtime = await createGatewayRuntime({ config, kafka: options.producerKafka ?? kafka, registryUrl, dataDir: dir, logger: testLogger })
   const app = createHttpApp({ bodyLimitBytes: config.LEDGER_INGEST_MAX_BODY_BYTES })
   const routes: string[] = []
@@ -88,10 +99,12 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     keys,
     codec,
     runtime,
+    ...(processors ? { processors } : {}),
     routes,
     async stop() {
       await closeGracefully(app, 2_000)
       await runtime.stop()
+      await processors?.stop()
       await registry.stop()
     },
   }

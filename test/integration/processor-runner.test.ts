@@ -37,11 +37,10 @@ test('budget runner: restart from the changelog equals a full replay; the breach
       codec: gw.runtime.deps.codec,
       inputTopic: gw.topic,
       changelogTopic,
-      outputTopic,
       deadLetterTopic,
       groupId,
       transactionalId: `${groupId}-tx`,
-      outputOf: (e: RunBudgetEmit) => ({ key: `${e.tenant}/${e.runId}`, value: JSON.stringify(e) }),
+      route: (e: RunBudgetEmit) => ({ topic: outputTopic, message: { key: `${e.tenant}/${e.runId}`, value: JSON.stringify(e) } }),
       logger: testLogger,
     })
 

@@ -12,7 +12,7 @@ export type RunBudgetEmit = BudgetEmit & { tenant: string; runId: string }
 
 export const runBudgetProcessor: Processor<RunBudget, RunBudgetEmit> = {
   name: 'run-budget',
-  keyOf: (event) => `${event.tenant}/${event.run_id}`,
+  keysOf: (event) => [`${event.tenant}/${event.run_id}`],
   initial: () => ({ limits: {}, budget: emptyBudget() }),
   step(state, event: LedgerEventView) {
     const limits = event.type === 'run.started' ? limitsFromSnapshot(event.budget as Record<string, unknown> | null) : state.limits

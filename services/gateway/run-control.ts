@@ -1,0 +1,226 @@
+import { randomUUID } from 'node:crypto'
+import type { KillSwitchDecision, Scope } from '../../schemas/control-schemas.ts'
+import type { ContractsView } from '../../stream-processors/contracts/contracts-view.ts'
+import { runLimits } from '../../stream-processors/kill-switch/domain/run-guard.ts'
+import type { LedgerEventView } from '../../stream-processors/domain-event.ts'
+import type { ControlView } from './control-view.ts'
+
+/**
+ * Enforcement at the gateway: what the gateway knows about the runs it ingests (agent, version,
+ * contract version, cost limit, cost emitted, open reservations) joined with the live control
+ * view. It answers run status (in every emit response, `GET /v1/runs/{id}/status` and the SSE
+ * streams) and `guard` (may this action run now?).
+ *
+ * Reservations: `guard` with an estimated cost reserves it; the reservation counts against the
+ * run's cost limit until the event that carries the real cost is emitted with the reservation id
+ * in `x-ledger-release`, or until it expires. So parallel calls of one run can together overshoot
+ * the limit by at most what was under-estimated for the calls already in flight. Reservations
+ * and the cost tally live in this gateway instance: send one run's traffic to one instance.
+ */
+export type RefusalKind = 'run_killed' | 'circuit_open' | 'budget_exceeded'
+
+export interface Refusal {
+  error: RefusalKind
+  scope: Scope
+  scope_key: string
+  trigger: KillSwitchDecision['trigger'] | 'reservation'
+  reason: string
+  tripping_event_id: string | null
+  decision_id: string | null
+  decided_at: number | null
+}
+
+export interface RunStatus {
+  run_id: string
+  status: 'active' | 'killed' | 'unknown'
+  killed?: Refusal
+  circuits: { tool: string; state: KillSwitchDecision['state']; reason: string; retry_at: number | null; tripping_event_id: string | null }[]
+  budget?: { cost_usd_limit: number | null; cost_usd_emitted: number; cost_usd_reserved: number }
+}
+
+export interface GuardRequest {
+  tool?: string
+  estimated_cost_usd?: number
+  agent_name?: string
+  agent_version?: string
+}
+
+export type GuardResult =
+  | { allowed: true; run_id: string; status: RunStatus; reservation?: { id: string; cost_usd: number; expires_at: number } }
+  | { allowed: false; run_id: string; status: RunStatus; refusal: Refusal }
+
+interface RunInfo {
+  agentName: string | undefined
+  agentVersion: string | undefined
+  contractVersion: string | undefined
+  costLimitUsd: number | undefined
+  emittedUsd: number
+  reservations: Map<string, { usd: number; expiresAt: number }>
+}
+
+export interface RunControlOptions {
+  view: ControlView
+  contracts?: ContractsView
+  maxRuns?: number
+  reservationTtlMs?: number
+  now?: () => number
+}
+
+export class RunControl {
+  private readonly runs = new Map<string, RunInfo>()
+  /** Half-open probes granted, per decision id: one probe per open period. */
+  private readonly probes = new Set<string>()
+  private readonly maxRuns: number
+  private readonly ttlMs: number
+  private readonly now: () => number
+
+  constructor(private readonly options: RunControlOptions) {
+    this.maxRuns = options.maxRuns ?? 200_000
+    this.ttlMs = options.reservationTtlMs ?? 120_000
+    this.now = options.now ?? Date.now
+  }
+
+  private info(tenant: string, runId: string, create: boolean): RunInfo | undefined {
+    const key = `${tenant}/${runId}`
+    let info = this.runs.get(key)
+    if (info !== undefined) {
+      // Refresh recency: Map iteration order is insertion order, the oldest is evicted first.
+      this.runs.delete(key)
+      this.runs.set(key, info)
+      return info
+    }
+    if (!create) return undefined
+    info = { agentName: undefined, agentVersion: undefined, contractVersion: undefined, costLimitUsd: undefined, emittedUsd: 0, reservations: new Map() }
+    this.runs.set(key, info)
+    if (this.runs.size > this.maxRuns) this.runs.delete(this.runs.keys().next().value!)
+    return info
+  }
+
+  /** Before encoding: every event records the contract version its run runs under. */
+  stamp(tenant: string, event: Record<string, unknown>): void {
+    const info = this.info(tenant, String(event.run_id), true)!
+    info.agentName = String(event.agent_name)
+    info.agentVersion = String(event.agent_version)
+    if (typeof event.contract_version === 'string') {
+      info.contractVersion ??= event.contract_version
+      return
+    }
+    if (info.contractVersion === undefined && event.type === 'run.started') {
+      const contracts = this.options.contracts
+      const published = contracts?.get(tenant, info.agentName, info.agentVersion) !== undefined ? info.agentVersion : contracts?.latest(tenant, info.agentName)?.version
+      info.contractVersion = published
+    }
+    if (info.contractVersion !== undefined) event.contract_version = info.contractVersion
+  }
+
+  /** After Kafka acknowledged: tally cost, learn limits, release the reservations the emitter names. */
+  accepted(tenant: string, events: readonly Record<string, unknown>[], releases: readonly string[]): void {
+    for (const event of events) {
+      const info = this.info(tenant, String(event.run_id), true)!
+      if (event.type === 'run.started') {
+        const contract = info.contractVersion !== undefined && info.agentName !== undefined ? this.options.contracts?.get(tenant, info.agentName, info.contractVersion) : undefined
+        info.costLimitUsd = runLimits(event as unknown as LedgerEventView, contract).cost_usd
+      }
+      if (event.type === 'model.call' && typeof event.cost_usd === 'number') info.emittedUsd += event.cost_usd
+      for (const id of releases) info.reservations.delete(id)
+    }
+  }
+
+  status(tenant: string, runId: string, hint: { agent_name?: string; agent_version?: string } = {}): RunStatus {
+    const info = this.info(tenant, runId, false)
+    const view = this.options.view
+    const runDecision = view.get('run', tenant, runId)
+    const agentName = info?.agentName ?? hint.agent_name ?? runDecision?.agent_name ?? undefined
+    const agentVersion = info?.agentVersion ?? hint.agent_version ?? runDecision?.agent_version ?? undefined
+    const candidates = [
+      runDecision,
+      agentName !== undefined && agentVersion !== undefined ? view.get('agent_version', tenant, `${agentName}@${agentVersion}`) : undefined,
+      view.get('tenant', tenant, tenant),
+    ]
+    const kill = candidates.find((d) => d?.state === 'killed')
+    const now = this.now()
+    const status: RunStatus = {
+      run_id: runId,
+      status: kill !== undefined ? 'killed' : info === undefined && runDecision === undefined ? 'unknown' : 'active',
+      circuits: view.toolStates(tenant).map((d) => ({ tool: d.scope_key, state: d.state, reason: d.reason, retry_at: d.retry_at, tripping_event_id: d.tripping_event_id })),
+    }
+    if (kill !== undefined) status.killed = refusalOf(kill)
+    if (info !== undefined) {
+      let reserved = 0
+      for (const [id, r] of info.reservations) {
+        if (r.expiresAt <= now) info.reservations.delete(id)
+        else reserved += r.usd
+      }
+      status.budget = { cost_usd_limit: info.costLimitUsd ?? null, cost_usd_emitted: round(info.emittedUsd), cost_usd_reserved: round(reserved) }
+    }
+    return status
+  }
+
+  guard(tenant: string, runId: string, request: GuardRequest): GuardResult {
+    const status = this.status(tenant, runId, request)
+    if (status.killed !== undefined) return { allowed: false, run_id: runId, status, refusal: status.killed }
+    if (request.tool !== undefined) {
+      const d = this.options.view.toolStates(tenant).find((t) => t.scope_key === request.tool)
+      if (d !== undefined) {
+        const probeDue = d.state === 'circuit_half_open' || (d.state === 'circuit_open' && d.retry_at !== null && this.now() >= d.retry_at)
+        if (!probeDue || this.probes.has(d.decision_id)) return { allowed: false, run_id: runId, status, refusal: refusalOf(d) }
+        this.probes.add(d.decision_id)
+        if (this.probes.size > 100_000) this.probes.delete(this.probes.values().next().value!)
+      }
+    }
+    const estimate = request.estimated_cost_usd
+    if (estimate === undefined || estimate === 0) return { allowed: true, run_id: runId, status }
+    const info = this.info(tenant, runId, true)!
+    const limit = info.costLimitUsd
+    const reserved = status.budget?.cost_usd_reserved ?? 0
+    if (limit !== undefined && info.emittedUsd + reserved + estimate > limit) {
+      return {
+        allowed: false,
+        run_id: runId,
+        status,
+        refusal: {
+          error: 'budget_exceeded',
+          scope: 'run',
+          scope_key: runId,
+          trigger: 'reservation',
+          reason: `$${round(info.emittedUsd)} emitted + $${round(reserved)} reserved + $${estimate} estimated would exceed the run's limit of $${limit}`,
+          tripping_event_id: null,
+          decision_id: null,
+          decided_at: null,
+        },
+      }
+    }
+    const reservation = { id: randomUUID(), cost_usd: estimate, expires_at: this.now() + this.ttlMs }
+    info.reservations.set(reservation.id, { usd: estimate, expiresAt: reservation.expires_at })
+    status.budget = { cost_usd_limit: limit ?? null, cost_usd_emitted: round(info.emittedUsd), cost_usd_reserved: round(reserved + estimate) }
+    return { allowed: true, run_id: runId, status, reservation }
+  }
+
+  /** Whether a decision concerns a run (for its SSE stream). */
+  concerns(tenant: string, runId: string, d: KillSwitchDecision): boolean {
+    if (d.tenant !== tenant) return false
+    if (d.scope === 'run') return d.scope_key === runId
+    if (d.scope === 'agent_version') {
+      const info = this.info(tenant, runId, false)
+      return info === undefined || `${info.agentName}@${info.agentVersion}` === d.scope_key
+    }
+    return true
+  }
+}
+
+export function refusalOf(d: KillSwitchDecision): Refusal {
+  return {
+    error: d.scope === 'tool' ? 'circuit_open' : d.trigger === 'budget_breach' ? 'budget_exceeded' : 'run_killed',
+    scope: d.scope,
+    scope_key: d.scope_key,
+    trigger: d.trigger,
+    reason: d.reason,
+    tripping_event_id: d.tripping_event_id,
+    decision_id: d.decision_id,
+    decided_at: d.decided_at,
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 1e6) / 1e6
+}
