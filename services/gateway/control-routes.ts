@@ -24,14 +24,14 @@ export interface ControlDeps {
 const RUN_ID = /^[A-Za-z0-9._:-]{1,128}$/
 const NAME = /^[A-Za-z0-9._:@/-]{1,200}$/
 
-const guardBody = z.strictObject({
+export const guardBody = z.strictObject({
   tool: z.string().regex(NAME, 'must be 1-200 characters of letters, digits and ._:@/-').optional(),
   estimated_cost_usd: z.number().nonnegative().max(1_000_000).optional(),
   agent_name: z.string().min(1).max(200).optional(),
   agent_version: z.string().min(1).max(200).optional(),
 })
 
-const manualBody = z.strictObject({
+export const manualBody = z.strictObject({
   action: z.enum(['kill', 'release']),
   scope: z.enum(['run', 'agent_version', 'tool', 'tenant']),
   scope_key: z.string().regex(NAME, 'must be 1-200 characters of letters, digits and ._:@/-'),

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { controlOpenApiPaths } from './control-openapi.ts'
 import { eventValidators } from './event-validation.ts'
 
 const errorBody = {
@@ -117,6 +118,7 @@ export function gatewayOpenApi(): Record<string, unknown> {
           },
         },
       },
+      ...controlOpenApiPaths(error),
       '/v1/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
       '/healthz': { get: { summary: 'Dependency health', security: [], responses: { '200': { description: 'healthy' }, '503': { description: 'a dependency is down' } } } },
     },

@@ -12,7 +12,7 @@ export interface HttpAppOptions {
  */
 export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   // maxParamLength: long path parameters reach the routes, which name the bad field (not a bare 414).
-  const app = Fastify({ logger: false, bodyLimit: options.bodyLimitBytes, return503OnClosing: true, maxParamLength: 1_000 })
+  const app = Fastify({ logger: false, bodyLimit: options.bodyLimitBytes, return503OnClosing: true, routerOptions: { maxParamLength: 1_000 } })
   app.removeContentTypeParser('text/plain')
   app.setErrorHandler((err, req, reply) => sendError(reply, err, req))
   app.setNotFoundHandler((req, reply) => sendError(reply, new LedgerError('LEDGER_ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`), req))
