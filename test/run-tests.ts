@@ -56,16 +56,36 @@ if (files.length === 0) {
   console.error('no test files matched')
   process.exit(1)
 }
-// One file at a time: the machine has two cores and the integration tests share one broker.
-const code = await new Promise<number>((resolve) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
-    stdio: 'inherit',
-    env,
-    cwd: REPO_ROOT,
+// One file at a time, each in its own process: the machine has two cores and the integration
+// tests share one broker. A file whose process outlives its deadline (a hung test, or a handle
+// that keeps the process alive after its tests ended) is killed and fails the run, naming the
+// file, so CI never waits on it.
+const fileDeadlineMs = Number(process.env.LEDGER_TEST_FILE_TIMEOUT_S ?? 900) * 1_000
+let current: ReturnType<typeof spawn> | undefined
+for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => current?.kill(s))
+const results: { file: string; ms: number; outcome: string }[] = []
+for (const file of files) {
+  const started = Date.now()
+  const outcome = await new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', file], { stdio: 'inherit', env, cwd: REPO_ROOT })
+    current = child
+    const timer = setTimeout(() => {
+      console.error(`# ${path.relative(REPO_ROOT, file)} did not finish within ${fileDeadlineMs / 1000} s: killed`)
+      child.kill('SIGKILL')
+    }, fileDeadlineMs)
+    child.on('exit', (c, signal) => {
+      clearTimeout(timer)
+      resolve(c === 0 ? 'ok' : signal === 'SIGKILL' ? 'timed out' : `failed (${c ?? signal})`)
+    })
   })
-  child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)))
-  for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => child.kill(s))
-})
+  results.push({ file: path.relative(REPO_ROOT, file), ms: Date.now() - started, outcome })
+}
+current = undefined
+console.log('\n# test files')
+for (const r of results) console.log(`#   ${r.outcome.padEnd(12)} ${(r.ms / 1000).toFixed(1).padStart(7)} s  ${r.file}`)
+const failed = results.filter((r) => r.outcome !== 'ok')
+console.log(`# ${results.length - failed.length} of ${results.length} files passed`)
+const code = failed.length === 0 ? 0 : 1
 
 await broker?.stop()
 rmSync(scratch, { recursive: true, force: true })

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events'
-import type { Consumer, Kafka } from 'kafkajs'
+import type { Kafka } from 'kafkajs'
 import { decisionKey, type KillSwitchDecision } from '../../schemas/control-schemas.ts'
 import type { ControlCodec } from '../shared/control-codec.ts'
+import { createStoppableConsumer } from '../shared/kafka.ts'
 import type { Logger } from '../shared/log.ts'
 
 /**
@@ -30,7 +31,7 @@ export async function createControlView(options: { kafka: Kafka; topic: string; 
   const log = options.logger.child({ component: 'control-view' })
   let markReady: () => void = () => undefined
   const ready = new Promise<void>((resolve) => (markReady = resolve))
-  const consumer: Consumer = options.kafka.consumer({ groupId: `ledger.control-view.${process.pid}.${Date.now()}`, readUncommitted: false, maxWaitTimeInMs: 100, minBytes: 1 })
+  const { consumer, stop } = createStoppableConsumer(options.kafka, { groupId: `ledger.control-view.${process.pid}.${Date.now()}`, readUncommitted: false, maxWaitTimeInMs: 100, minBytes: 1 })
   await consumer.connect()
   await consumer.subscribe({ topic: options.topic, fromBeginning: true })
   // Caught up once a fetch comes back empty: offsets cannot be compared with the high watermark,
@@ -75,6 +76,6 @@ export async function createControlView(options: { kafka: Kafka; topic: string; 
       return () => events.off('decision', listener)
     },
     stats,
-    stop: () => consumer.disconnect(),
+    stop,
   }
 }

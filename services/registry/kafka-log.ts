@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import type { Admin, Consumer, Kafka, Producer } from 'kafkajs'
+import type { Admin, Kafka, Producer } from 'kafkajs'
 import { waitForTopicsReady } from '../../infra/kafka/topics.ts'
+import { createStoppableConsumer, type StoppableConsumer } from '../shared/kafka.ts'
 import type { Logger } from '../shared/log.ts'
 import { registryErrors } from './registry-errors.ts'
 import type { RegistryLog } from './registry-service.ts'
@@ -30,7 +31,7 @@ export function createKafkaRegistryLog(options: KafkaRegistryLogOptions): KafkaR
   const timeoutMs = options.timeoutMs ?? 15_000
   const log = options.logger.child({ component: 'registry-log', topic })
   let producer: Producer | undefined
-  let consumer: Consumer | undefined
+  let consumer: StoppableConsumer | undefined
   let admin: Admin | undefined
   /** Offset of the next record this instance will apply. */
   let nextOffset = 0n
@@ -92,10 +93,10 @@ export function createKafkaRegistryLog(options: KafkaRegistryLogOptions): KafkaR
       await waitForTopicsReady(admin, [topic])
       producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
       await producer.connect()
-      consumer = kafka.consumer({ groupId: `schema-registry-${randomUUID()}`, maxWaitTimeInMs: 100, sessionTimeout: 10_000, heartbeatInterval: 1_000 })
-      await consumer.connect()
-      await consumer.subscribe({ topic, fromBeginning: true })
-      await consumer.run({
+      consumer = createStoppableConsumer(kafka, { groupId: `schema-registry-${randomUUID()}`, maxWaitTimeInMs: 100, sessionTimeout: 10_000, heartbeatInterval: 1_000 })
+      await consumer.consumer.connect()
+      await consumer.consumer.subscribe({ topic, fromBeginning: true })
+      await consumer.consumer.run({
         autoCommit: false,
         eachMessage: async ({ message }) => {
           const offset = BigInt(message.offset)
@@ -137,7 +138,7 @@ export function createKafkaRegistryLog(options: KafkaRegistryLogOptions): KafkaR
     },
     async stop() {
       for (const w of waiters.splice(0)) w.reject(registryErrors.store('the registry is shutting down'))
-      await consumer?.disconnect().catch(() => undefined)
+      await consumer?.stop().catch(() => undefined)
       await producer?.disconnect().catch(() => undefined)
       await admin?.disconnect().catch(() => undefined)
     },

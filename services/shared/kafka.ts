@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type KafkaConfig as KafkaJsConfig, type LogEntry } from 'kafkajs'
+import { Kafka, logLevel, type Consumer, type ConsumerConfig, type KafkaConfig as KafkaJsConfig, type LogEntry } from 'kafkajs'
 import { LedgerError } from './errors.ts'
 import type { Logger } from './log.ts'
 
@@ -43,4 +43,37 @@ export function classifyKafkaError(err: unknown, context: { topic?: string } = {
   if (err instanceof LedgerError) return err
   const e = err as { name?: string; message?: string; retriable?: boolean }
   return new LedgerError('LEDGER_ERR_KAFKA_UNAVAILABLE', `Kafka: ${e.message ?? String(err)}`, { cause: err, context, retriable: true })
+}
+
+/** A kafkajs consumer whose `stop()` really ends it, crashed or not. */
+export interface StoppableConsumer {
+  readonly consumer: Consumer
+  /** Disconnects; a restart kafkajs scheduled after a crash is refused, and a late rejoin is disconnected again. */
+  stop(): Promise<void>
+}
+
+/**
+ * kafkajs restarts a crashed consumer from a timer that `disconnect()` does not always cancel: a
+ * crash handler still running when we disconnect arms the timer afterwards, and the restarted
+ * consumer retries its broker forever, keeping the process alive
+ * (https://github.com/tulios/kafkajs/issues/1721). Every consumer of ours is made here, so a
+ * stopped consumer refuses to restart, and one that rejoined anyway is disconnected again.
+ */
+export function createStoppableConsumer(kafka: Kafka, config: ConsumerConfig): StoppableConsumer {
+  let stopped = false
+  const restartOnFailure = config.retry?.restartOnFailure
+  const consumer = kafka.consumer({
+    ...config,
+    retry: { ...config.retry, restartOnFailure: async (err: Error) => !stopped && (restartOnFailure === undefined || (await restartOnFailure(err))) },
+  })
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    if (stopped) void consumer.disconnect().catch(() => undefined)
+  })
+  return {
+    consumer,
+    async stop() {
+      stopped = true
+      await consumer.disconnect()
+    },
+  }
 }

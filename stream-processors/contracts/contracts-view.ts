@@ -1,4 +1,5 @@
-import type { Consumer, Kafka } from 'kafkajs'
+import type { Kafka } from 'kafkajs'
+import { createStoppableConsumer } from '../../services/shared/kafka.ts'
 import type { Logger } from '../../services/shared/log.ts'
 import type { AgentContract } from './agent-contract.ts'
 
@@ -42,7 +43,7 @@ export async function createContractsView(options: { kafka: Kafka; topic: string
   }
   checkReady()
 
-  const consumer: Consumer = options.kafka.consumer({ groupId: `ledger.contracts-view.${process.pid}.${Date.now()}`, maxWaitTimeInMs: 100 })
+  const { consumer, stop } = createStoppableConsumer(options.kafka, { groupId: `ledger.contracts-view.${process.pid}.${Date.now()}`, maxWaitTimeInMs: 100 })
   await consumer.connect()
   await consumer.subscribe({ topic: options.topic, fromBeginning: true })
   await consumer.run({
@@ -85,6 +86,6 @@ export async function createContractsView(options: { kafka: Kafka; topic: string
         waiters.add(check)
       })
     },
-    stop: () => consumer.disconnect(),
+    stop,
   }
 }

@@ -1,4 +1,5 @@
-import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs'
+import type { EachBatchPayload, Kafka, Message, Producer } from 'kafkajs'
+import { createStoppableConsumer, type StoppableConsumer } from '../../services/shared/kafka.ts'
 import type { EventCodec } from '../../services/shared/event-codec.ts'
 import type { Logger } from '../../services/shared/log.ts'
 import type { LedgerEventView } from '../domain-event.ts'
@@ -52,7 +53,7 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
   const log = logger.child({ component: 'processor-runner', processor: processor.name })
   const store = new ChangeloggingStore<S>(new InMemoryStore<S>())
   const stats = { processed: 0, emitted: 0, deadLettered: 0, restored: 0 }
-  let consumer: Consumer | undefined
+  let consumer: StoppableConsumer | undefined
   let producer: Producer | undefined
 
   /**
@@ -68,7 +69,7 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
     const offsets = await admin.fetchTopicOffsets(options.changelogTopic).finally(() => admin.disconnect())
     if (offsets.every((o) => o.high === o.low)) return
     let emptyStreak = 0
-    const reader = kafka.consumer({ groupId: `${options.groupId}.restore.${Date.now()}`, maxWaitTimeInMs: 200, readUncommitted: false })
+    const { consumer: reader, stop: stopReader } = createStoppableConsumer(kafka, { groupId: `${options.groupId}.restore.${Date.now()}`, maxWaitTimeInMs: 200, readUncommitted: false })
     await reader.connect()
     try {
       await reader.subscribe({ topic: options.changelogTopic, fromBeginning: true })
@@ -89,7 +90,7 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
           .catch(reject)
       })
     } finally {
-      await reader.disconnect()
+      await stopReader()
     }
     store.restore(records)
     stats.restored = records.length
@@ -152,14 +153,14 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
       producer = kafka.producer({ transactionalId: options.transactionalId, idempotent: true, maxInFlightRequests: 1 })
       await producer.connect()
       const sessionTimeout = options.sessionTimeoutMs ?? 10_000
-      consumer = kafka.consumer({ groupId: options.groupId, readUncommitted: false, maxWaitTimeInMs: 50, sessionTimeout, heartbeatInterval: Math.floor(sessionTimeout / 5) })
-      await consumer.connect()
-      await consumer.subscribe({ topic: options.inputTopic, fromBeginning: true })
-      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: handleBatch })
+      consumer = createStoppableConsumer(kafka, { groupId: options.groupId, readUncommitted: false, maxWaitTimeInMs: 50, sessionTimeout, heartbeatInterval: Math.floor(sessionTimeout / 5) })
+      await consumer.consumer.connect()
+      await consumer.consumer.subscribe({ topic: options.inputTopic, fromBeginning: true })
+      await consumer.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: handleBatch })
     },
     async stop() {
       // Stop consuming first (the open batch finishes its transaction), then close the producer.
-      await consumer?.disconnect()
+      await consumer?.stop()
       await producer?.disconnect()
     },
   }
