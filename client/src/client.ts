@@ -96,6 +96,8 @@ export type RunTotals = Omit<GeneratedRunTotals, 'duration_ms'>
 export interface RunHandle {
   readonly runId: string
   readonly traceId: string
+  /** The id of the run's `run.started` event. */
+  readonly startedEventId: string
   readonly totals: Readonly<RunTotals>
   modelCall(input: ModelCallInput): string
   /** Records a tool call; computes the argument digest approvals bind to. */
@@ -189,7 +191,7 @@ export function createLedgerClient(options: LedgerClientOptions): LedgerClient {
       return eventId
     }
 
-    emit(
+    const startedEventId = emit(
       'run.started',
       { owner: run.owner, autonomy_mode: run.autonomyMode ?? 'execute_with_approval', budget: run.budget ?? {}, ...(run.goal ? { goal: run.goal } : {}) },
       {},
@@ -198,6 +200,7 @@ export function createLedgerClient(options: LedgerClientOptions): LedgerClient {
     return {
       runId,
       traceId,
+      startedEventId,
       totals,
       modelCall(input) {
         const { parentEventId, occurredAt, permit, ...fields } = input

@@ -18,6 +18,8 @@ export interface LedgerClickHouse {
   command(sql: string, params?: Record<string, unknown>): Promise<void>
   insert(table: string, rows: readonly Record<string, unknown>[], settings?: Record<string, string | number>): Promise<void>
   ping(): Promise<boolean>
+  /** The same engine and connection, addressing another database (closing it closes nothing). */
+  withDatabase(database: string): LedgerClickHouse
   close(): Promise<void>
 }
 
@@ -28,10 +30,13 @@ export interface QueryOptions {
   maxResultRows?: number
 }
 
+type RawInsert = (params: { table: string; values: string; format: 'JSONEachRow'; settings?: Record<string, string | number | boolean> }) => Promise<unknown>
+
 export async function createLedgerClickHouse(config: ClickHouseConfig, baseDir?: string): Promise<LedgerClickHouse> {
   const database = config.LEDGER_CLICKHOUSE_DATABASE
   let client: ClickHouseClient
   let mode: 'embedded' | 'server'
+  let rawInsert: RawInsert | undefined
   if (config.LEDGER_CLICKHOUSE_URL !== undefined) {
     mode = 'server'
     client = createClient({
@@ -47,8 +52,16 @@ export async function createLedgerClickHouse(config: ClickHouseConfig, baseDir?:
     mkdirSync(dataPath, { recursive: true })
     // chDB binds one data directory per process; imported lazily so a server deployment never loads it.
     const { createChdbConnection } = await import('chdb/connection')
-    client = createClient({ connection: createChdbConnection({ path: dataPath }) } as unknown as Parameters<typeof createClient>[0])
+    const connection = createChdbConnection({ path: dataPath })
+    client = createClient({ connection } as unknown as Parameters<typeof createClient>[0])
+    // The client's insert path re-serializes rows and inlines them into the statement text; chDB's
+    // raw insert hands one buffer to its parallel parser instead (about 1.5× the rows per second).
+    rawInsert = (params) => connection.chdb.rawInsert(params)
   }
+  return bind(client, mode, database, rawInsert, () => client.close())
+}
+
+function bind(client: ClickHouseClient, mode: 'embedded' | 'server', database: string, rawInsert: RawInsert | undefined, close: () => Promise<void>): LedgerClickHouse {
   const ch: LedgerClickHouse = {
     mode,
     database,
@@ -77,7 +90,13 @@ export async function createLedgerClickHouse(config: ClickHouseConfig, baseDir?:
     async insert(table: string, rows: readonly Record<string, unknown>[], settings: Record<string, string | number> = {}): Promise<void> {
       if (rows.length === 0) return
       try {
-        await client.insert({ table: `${database}.${table}`, values: rows as Record<string, unknown>[], format: 'JSONEachRow', clickhouse_settings: settings })
+        if (rawInsert !== undefined) {
+          let text = ''
+          for (const row of rows) text += JSON.stringify(row) + '\n'
+          await rawInsert({ table: `${database}.${table}`, values: text, format: 'JSONEachRow', settings })
+        } else {
+          await client.insert({ table: `${database}.${table}`, values: rows as Record<string, unknown>[], format: 'JSONEachRow', clickhouse_settings: settings })
+        }
       } catch (err) {
         throw classifyClickHouseError(err, `INSERT INTO ${database}.${table}`)
       }
@@ -90,9 +109,10 @@ export async function createLedgerClickHouse(config: ClickHouseConfig, baseDir?:
         return false
       }
     },
-    async close(): Promise<void> {
-      await client.close()
+    withDatabase(other: string): LedgerClickHouse {
+      return bind(client, mode, other, rawInsert, async () => undefined)
     },
+    close,
   }
   return ch
 }

@@ -77,6 +77,24 @@ export const processorsEnv = z.object({
   LEDGER_PROCESSOR_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(10_000),
 })
 
+export const sinkEnv = z.object({
+  /** Run the lineage sink inside `npm start`. Off when it runs as its own deployment (`npm run sink`). */
+  LEDGER_SINK_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Records buffered before the sink flushes to ClickHouse (larger: more rows/s; smaller: shorter query stalls in embedded mode). */
+  LEDGER_SINK_MAX_BATCH: z.coerce.number().int().min(1).max(1_000_000).default(20_000),
+  /** The longest a record waits in the sink's buffer before it is flushed. */
+  LEDGER_SINK_LINGER_MS: z.coerce.number().int().min(10).max(60_000).default(250),
+})
+
+export const queryEnv = z.object({
+  /** Server-side time limit of one query API call's ClickHouse queries. */
+  LEDGER_QUERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /** The largest page a list or search may ask for (`limit`). */
+  LEDGER_QUERY_MAX_LIMIT: z.coerce.number().int().min(1).max(100_000).default(1_000),
+  /** The widest time range a search may span, in days. */
+  LEDGER_QUERY_MAX_RANGE_DAYS: z.coerce.number().int().min(1).max(3_660).default(400),
+})
+
 /** `npm start`: the whole backbone in one process. */
 export const backboneConfigSchema = commonEnv
   .extend(kafkaEnv.shape)
@@ -85,11 +103,17 @@ export const backboneConfigSchema = commonEnv
   .extend(httpEnv.shape)
   .extend(gatewayEnv.shape)
   .extend(processorsEnv.shape)
+  .extend(sinkEnv.shape)
+  .extend(queryEnv.shape)
 export type BackboneConfig = Readonly<z.infer<typeof backboneConfigSchema>>
 
 /** `stream-processors/main.ts`: the budget and kill-switch processors on their own. */
 export const processorsConfigSchema = commonEnv.extend(kafkaEnv.shape).extend(registryEnv.shape).extend(processorsEnv.shape)
 export type ProcessorsConfig = Readonly<z.infer<typeof processorsConfigSchema>>
+
+/** `stream-processors/lineage/main.ts`: the lineage sink on its own. */
+export const sinkConfigSchema = commonEnv.extend(kafkaEnv.shape).extend(registryEnv.shape).extend(clickhouseEnv.shape).extend(sinkEnv.shape)
+export type SinkConfig = Readonly<z.infer<typeof sinkConfigSchema>>
 
 /** `services/registry/server.ts`: the schema registry on its own. */
 export const registryConfigSchema = commonEnv.extend(kafkaEnv.shape).extend(registryEnv.shape)
@@ -97,6 +121,7 @@ export type RegistryConfig = Readonly<z.infer<typeof registryConfigSchema>>
 
 export type KafkaConfig = Readonly<z.infer<typeof kafkaEnv>>
 export type GatewayConfig = Readonly<z.infer<typeof gatewayEnv> & z.infer<typeof commonEnv> & z.infer<typeof kafkaEnv>>
+export type QueryConfig = Readonly<z.infer<typeof queryEnv>>
 export type ClickHouseConfig = Readonly<z.infer<typeof clickhouseEnv> & z.infer<typeof commonEnv>>
 
 /** Parses `env` once against `schema`; throws LEDGER_ERR_CONFIG naming every bad variable. */

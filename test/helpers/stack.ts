@@ -30,7 +30,7 @@ export function scratchDir(name: string): string {
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, what: string | (() => string) = 'condition'): Promise<T> {
+export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, what: string | (() => string | Promise<string>) = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   while (Date.now() < deadline) {
@@ -42,5 +42,5 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
     }
     await new Promise((r) => setTimeout(r, 50))
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}${last ? `: ${(last as Error).message}` : ''}`)
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? await what() : what}${last ? `: ${(last as Error).message}` : ''}`)
 }
