@@ -6,6 +6,11 @@ import { createEmbeddedKafka, type EmbeddedKafka } from '../infra/kafka/broker.t
 import { ensureTopics, TOPICS } from '../infra/kafka/topics.ts'
 import { resolveDataDir } from '../infra/paths.ts'
 import { startControlProcessors } from '../stream-processors/host.ts'
+import { startLineageSink } from '../stream-processors/lineage/host.ts'
+import type { LineageSink } from '../stream-processors/lineage/lineage-sink.ts'
+import { queryOpenApiPaths } from './query/query-openapi.ts'
+import { createLineageStore } from './query/lineage-store.ts'
+import { queryRoutes } from './query/query-routes.ts'
 import { gatewayPlugin } from './gateway/gateway-plugin.ts'
 import { createGatewayRuntime } from './gateway/runtime.ts'
 import { createRegistryRuntime, type RegistryRuntime } from './registry/runtime.ts'
@@ -117,9 +122,28 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
     const gateway = await createGatewayRuntime({ config, kafka, registryUrl, dataDir, logger })
     stack.push({ name: 'ingest gateway', stop: () => gateway.stop() })
 
-    // 6. HTTP: health, the gateway's and (as they are built) the other services' routes.
+    // 6. The lineage sink: every audit and control record into ClickHouse (after the gateway
+    // registered the schemas it decodes with). Stopped before ClickHouse closes.
+    let sink: LineageSink | undefined
+    if (config.LEDGER_SINK_ENABLED) {
+      sink = await startLineageSink({
+        kafka,
+        clickhouse,
+        registryUrl,
+        topicPrefix: config.LEDGER_TOPIC_PREFIX,
+        maxBatchRecords: config.LEDGER_SINK_MAX_BATCH,
+        lingerMs: config.LEDGER_SINK_LINGER_MS,
+        logger,
+      })
+      stack.push({ name: 'lineage sink', stop: () => sink!.stop() })
+      endpoints.sink = `Kafka → ClickHouse (in-process, batches of up to ${config.LEDGER_SINK_MAX_BATCH}, linger ${config.LEDGER_SINK_LINGER_MS} ms)`
+    }
+
+    // 7. HTTP: health, the gateway's and the query API's routes.
     const app = createHttpApp({ bodyLimitBytes: config.LEDGER_INGEST_MAX_BODY_BYTES })
-    await app.register(gatewayPlugin, gateway.deps)
+    await app.register(gatewayPlugin, { ...gateway.deps, openApiPaths: queryOpenApiPaths })
+    const store = createLineageStore(clickhouse, { timeoutMs: config.LEDGER_QUERY_TIMEOUT_MS, maxRunEvents: 200_000 })
+    await app.register(queryRoutes, { keys: gateway.deps.keys, store, config })
     await app.register(healthPlugin, {
       checks: {
         kafka: async () => {
@@ -131,6 +155,19 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
           return { ok: res.ok, target: registryUrl, ...(res.ok ? {} : { error: `HTTP ${res.status}` }) }
         },
         clickhouse: async () => ({ ok: await clickhouse.ping(), target: clickhouse.mode === 'embedded' ? 'chDB (embedded)' : String(config.LEDGER_CLICKHOUSE_URL) }),
+        ...(sink
+          ? {
+              lineageSink: async () => {
+                const lag = Object.values(sink!.stats.lag).reduce((a, b) => a + b, 0)
+                const failing = sink!.stats.failingSince
+                return {
+                  ok: failing === undefined,
+                  target: `lag ${lag} records, ${sink!.stats.rows} rows written`,
+                  ...(failing !== undefined ? { error: `ClickHouse writes failing for ${Math.round((Date.now() - failing) / 1000)} s (retrying; nothing is dropped)` } : {}),
+                }
+              },
+            }
+          : {}),
       },
     })
     const httpUrl = await app.listen({ host: config.LEDGER_HTTP_HOST, port: config.LEDGER_HTTP_PORT })
@@ -138,6 +175,7 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
     endpoints.http = `${httpUrl} (health: ${httpUrl}/healthz)`
 
     endpoints.ingest = `POST ${httpUrl}/v1/events (OpenAPI: ${httpUrl}/v1/openapi.json)`
+    endpoints.query = `GET ${httpUrl}/v1/runs, /v1/actions/{eventId}/lineage, /v1/usage/agent-versions, ...`
     return { kafka, brokers, registryUrl, clickhouse, app, httpUrl, endpoints, ...(gateway.devCredentials ? { devCredentials: gateway.devCredentials } : {}), stop: stopAll }
   } catch (err) {
     await stopAll()

@@ -5,6 +5,7 @@ import { decisionKey, type KillSwitchDecision } from '../../schemas/control-sche
 import { deterministicId } from '../../stream-processors/kill-switch/domain/control-records.ts'
 import type { ControlCodec } from '../shared/control-codec.ts'
 import { LedgerError } from '../shared/errors.ts'
+import { parseInput as parse } from '../shared/http.ts'
 import type { ApiKeyStore } from './api-keys.ts'
 import { requireRole } from './auth.ts'
 import type { ControlView } from './control-view.ts'
@@ -40,17 +41,6 @@ export const manualBody = z.strictObject({
 })
 
 const statusQuery = z.strictObject({ agent_name: z.string().min(1).max(200).optional(), agent_version: z.string().min(1).max(200).optional() })
-
-function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
-  const result = schema.safeParse(value ?? {})
-  if (result.success) return result.data
-  const problems = result.error.issues.map((i) => {
-    const keys = i.code === 'unrecognized_keys' ? `.${i.keys.join(',')}` : ''
-    const path = [where, ...i.path.map(String)].join('.') + keys
-    return { path, message: i.code === 'unrecognized_keys' ? 'is not a known field' : i.message }
-  })
-  throw new LedgerError('LEDGER_ERR_BAD_REQUEST', problems.map((p) => `${p.path}: ${p.message}`).join('; '), { context: { problems } })
-}
 
 function runIdOf(req: FastifyRequest): string {
   const id = (req.params as { id: string }).id

@@ -7,11 +7,12 @@ import type { GatewayDeps } from './runtime.ts'
 import { gatewayOpenApi } from './openapi.ts'
 
 /** The ingest gateway's routes with their error handling, as one encapsulated plugin. */
-export const gatewayPlugin: FastifyPluginAsync<GatewayDeps> = async (app, deps) => {
+export const gatewayPlugin: FastifyPluginAsync<GatewayDeps & { openApiPaths?: Parameters<typeof gatewayOpenApi>[0] }> = async (app, deps) => {
   app.setErrorHandler((err, req, reply) => sendError(reply, err, req))
   await app.register(ingestRoutes, deps)
   await app.register(contractRoutes, deps.contracts)
   await app.register(controlRoutes, deps.control)
-  const spec = gatewayOpenApi()
+  // One document for everything the HTTP port serves: other services add their paths.
+  const spec = gatewayOpenApi(deps.openApiPaths)
   app.get('/v1/openapi.json', async () => spec)
 }

@@ -44,7 +44,7 @@ export const EXAMPLE_EVENT = {
  * the route uses (which come from the Avro schemas). `test/integration/gateway.test.ts` checks
  * every route is in it and everything in it is a route.
  */
-export function gatewayOpenApi(): Record<string, unknown> {
+export function gatewayOpenApi(extraPaths: (error: (description: string) => unknown) => Record<string, unknown> = () => ({})): Record<string, unknown> {
   const eventSchemas: Record<string, unknown> = {}
   for (const [type, validator] of eventValidators()) {
     eventSchemas[type.replace('.', '_')] = z.toJSONSchema(validator, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' })
@@ -52,7 +52,7 @@ export function gatewayOpenApi(): Record<string, unknown> {
   const oneOf = Object.keys(eventSchemas).map((k) => ({ $ref: `#/components/schemas/${k}` }))
   return {
     openapi: '3.1.0',
-    info: { title: 'Agent Ledger ingest gateway', version: '1' },
+    info: { title: 'Agent Ledger API', version: '1' },
     components: {
       securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: `authorization: Bearer led_<role>_...`' } },
       schemas: { ...eventSchemas, Event: { oneOf }, Error: errorBody },
@@ -119,6 +119,7 @@ export function gatewayOpenApi(): Record<string, unknown> {
         },
       },
       ...controlOpenApiPaths(error),
+      ...extraPaths(error),
       '/v1/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
       '/healthz': { get: { summary: 'Dependency health', security: [], responses: { '200': { description: 'healthy' }, '503': { description: 'a dependency is down' } } } },
     },

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { z } from 'zod'
 import { ERROR_CATALOG, LedgerError, type LedgerErrorCode } from './errors.ts'
 
 /** The body of every error our HTTP APIs answer. */
@@ -55,4 +56,19 @@ export function sendError(reply: FastifyReply, err: unknown, req?: FastifyReques
   if (status >= 500 && status !== 503) req?.log.error({ err }, 'unhandled error')
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
   return reply.status(status).send(body)
+}
+
+/**
+ * Parses a request part (`query`, `body`, `params`) with a zod schema; a failure is a 400 whose
+ * message names every bad field as `<where>.<field>: <problem>`.
+ */
+export function parseInput<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
+  const result = schema.safeParse(value ?? {})
+  if (result.success) return result.data
+  const problems = result.error.issues.map((i) => {
+    const keys = i.code === 'unrecognized_keys' ? `.${i.keys.join(',')}` : ''
+    const path = [where, ...i.path.map(String)].join('.') + keys
+    return { path, message: i.code === 'unrecognized_keys' ? 'is not a known field' : i.message }
+  })
+  throw new LedgerError('LEDGER_ERR_BAD_REQUEST', problems.map((p) => `${p.path}: ${p.message}`).join('; '), { context: { problems } })
 }

@@ -39,6 +39,8 @@ export interface LineageSinkStats {
   redoneRanges: number
   deadLettered: number
   insertFailures: number
+  /** When the write being retried first failed; undefined while writes succeed. */
+  failingSince: number | undefined
   lastFlushMs: number
   lastFlushAt: number | undefined
   /** Per `topic/partition`: the broker's high watermark minus the next offset to read, as of the last fetch. */
@@ -77,7 +79,7 @@ export function createLineageSink(options: LineageSinkOptions): LineageSink {
   const { kafka, clickhouse, logger } = options
   const log = logger.child({ component: 'lineage-sink' })
   const sources = new Map(options.sources.map((s) => [s.topic, s]))
-  const stats: LineageSinkStats = { records: 0, rows: 0, flushes: 0, redoneRanges: 0, deadLettered: 0, insertFailures: 0, lastFlushMs: 0, lastFlushAt: undefined, lag: {} }
+  const stats: LineageSinkStats = { records: 0, rows: 0, flushes: 0, redoneRanges: 0, deadLettered: 0, insertFailures: 0, failingSince: undefined, lastFlushMs: 0, lastFlushAt: undefined, lag: {} }
   const partitions = new Map<string, { topic: string; partition: number; ranges: PartitionRanges<Item> }>()
   let consumer: StoppableConsumer | undefined
   let producer: Producer | undefined
@@ -113,9 +115,11 @@ export function createLineageSink(options: LineageSinkOptions): LineageSink {
     for (let attempt = 1; ; attempt++) {
       try {
         await fn()
+        stats.failingSince = undefined
         return
       } catch (err) {
         stats.insertFailures += 1
+        stats.failingSince ??= Date.now()
         if (stopping && attempt >= 3) throw err
         const wait = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6))
         log.warn('lineage sink write failed; retrying', { what, attempt, retriable: isLedgerError(err) ? err.retriable : undefined, error: (err as Error).message, retryInMs: wait })

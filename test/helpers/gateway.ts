@@ -5,7 +5,11 @@ import { addKey, type Role } from '../../services/gateway/api-keys.ts'
 import { gatewayPlugin } from '../../services/gateway/gateway-plugin.ts'
 import { createGatewayRuntime, type GatewayRuntime } from '../../services/gateway/runtime.ts'
 import { createRegistryRuntime, type RegistryRuntime } from '../../services/registry/runtime.ts'
-import { gatewayEnv, commonEnv, kafkaEnv, parseConfig } from '../../services/shared/config.ts'
+import { gatewayEnv, commonEnv, kafkaEnv, parseConfig, queryEnv } from '../../services/shared/config.ts'
+import type { LedgerClickHouse } from '../../services/shared/clickhouse.ts'
+import { createLineageStore } from '../../services/query/lineage-store.ts'
+import { queryOpenApiPaths } from '../../services/query/query-openapi.ts'
+import { queryRoutes } from '../../services/query/query-routes.ts'
 import { createEventCodec, type EventCodec } from '../../services/shared/event-codec.ts'
 import { closeGracefully, createHttpApp } from '../../services/shared/http-app.ts'
 import { writeFileSync, readFileSync } from 'node:fs'
@@ -36,6 +40,8 @@ export interface TestGatewayOptions {
   producerKafka?: Kafka
   /** Also run the budget and kill-switch processors on this prefix. */
   processors?: boolean
+  /** Also serve the query API over this ClickHouse (the lineage sink is started separately). */
+  query?: LedgerClickHouse
 }
 
 /** The topics a gateway reads or writes (the processors' own topics are created when they run). */
@@ -63,7 +69,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   const dir = scratchDir('gateway')
   const keysFile = path.join(dir, 'api-keys.json')
   const keys: Record<string, string> = {}
-  const grants: [string, Role][] = [['acme', 'emit'], ['acme', 'read'], ['acme', 'admin'], ['globex', 'emit']]
+  const grants: [string, Role][] = [['acme', 'emit'], ['acme', 'read'], ['acme', 'audit'], ['acme', 'admin'], ['globex', 'emit'], ['globex', 'read']]
   for (const [tenant, role] of grants) keys[`${tenant}:${role}`] = addKey(keysFile, tenant, role).key
   if (options.tenants) {
     const file = JSON.parse(readFileSync(keysFile, 'utf8')) as { tenants: Record<string, unknown> }
@@ -86,7 +92,11 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url}`)
   })
-  await app.register(gatewayPlugin, runtime.deps)
+  await app.register(gatewayPlugin, { ...runtime.deps, ...(options.query ? { openApiPaths: queryOpenApiPaths } : {}) })
+  if (options.query) {
+    const store = createLineageStore(options.query, { timeoutMs: 10_000, maxRunEvents: 200_000 })
+    await app.register(queryRoutes, { keys: runtime.deps.keys, store, config: parseConfig(queryEnv, options.env ?? {}) })
+  }
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   const topic = topicName(TOPICS.events, prefix)
   const codec = await createEventCodec({ registryUrl, topic, register: false })
