@@ -229,3 +229,24 @@ test('the OpenAPI document lists every query route the app serves', async () => 
   for (const route of gw.routes) assert.ok(documented.has(route), `${route} is served but not documented`)
   for (const route of documented) assert.ok(gw.routes.includes(route), `${route} is documented but not served`)
 })
+
+test('the compliance CLI answers the same questions as tables, and as JSON', async () => {
+  const { execFile } = await import('node:child_process')
+  const { promisify } = await import('node:util')
+  const path = await import('node:path')
+  const { REPO_ROOT } = await import('../../infra/paths.ts')
+  const cli = (...args: string[]) =>
+    promisify(execFile)(path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [path.join(REPO_ROOT, 'services', 'query', 'ledger-cli.ts'), ...args], {
+      env: { ...process.env, LEDGER_API_URL: gw.url, LEDGER_API_KEY: gw.keys['acme:read'] },
+    })
+  const lineage = await cli('lineage', refund.ids.refund)
+  assert.match(lineage.stdout, /WHO authorized it[\s\S]*principal\s+user:u-1042[\s\S]*approver\s+user:u-7/)
+  assert.match(lineage.stdout, /WHICH POLICY permitted it[\s\S]*permitted\s+yes[\s\S]*require_approval by opa refunds\/allow @rev-42/)
+  assert.match(lineage.stdout, /WHAT EVIDENCE proves it[\s\S]*proposed by\s+openai\/gpt-4\.1[\s\S]*ZD-8812/)
+  const runs = await cli('runs', '--agent', 'refund-assistant', '--outcome', 'succeeded')
+  assert.match(runs.stdout, new RegExp(`${refund.runId}.*refund-assistant@1\\.4\\.2.*user:u-1042.*succeeded`))
+  const json = JSON.parse((await cli('timeline', refund.runId, '--json')).stdout) as Json
+  assert.equal(json.events.length, 10)
+  await assert.rejects(cli('actions', '--decision', 'maybe'), (err: Error & { stderr: string; code: number }) => err.code === 1 && /400 LEDGER_ERR_BAD_REQUEST: query\.decision/.test(err.stderr))
+  await assert.rejects(cli('frobnicate'), (err: Error & { code: number }) => err.code === 2)
+})
