@@ -133,6 +133,7 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
         topicPrefix: config.LEDGER_TOPIC_PREFIX,
         maxBatchRecords: config.LEDGER_SINK_MAX_BATCH,
         lingerMs: config.LEDGER_SINK_LINGER_MS,
+        sessionTimeoutMs: config.LEDGER_SINK_SESSION_TIMEOUT_MS,
         logger,
       })
       stack.push({ name: 'lineage sink', stop: () => sink!.stop() })

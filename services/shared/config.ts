@@ -84,6 +84,8 @@ export const sinkEnv = z.object({
   LEDGER_SINK_MAX_BATCH: z.coerce.number().int().min(1).max(1_000_000).default(20_000),
   /** The longest a record waits in the sink's buffer before it is flushed. */
   LEDGER_SINK_LINGER_MS: z.coerce.number().int().min(10).max(60_000).default(250),
+  /** How long a killed sink instance holds its partitions before another takes over. */
+  LEDGER_SINK_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(10_000),
 })
 
 export const queryEnv = z.object({

@@ -134,6 +134,7 @@ export function createLineageSink(options: LineageSinkOptions): LineageSink {
     for (const p of partitions.values()) for (const range of p.ranges.take(includeOpen)) work.push({ topic: p.topic, partition: p.partition, range })
     if (work.length === 0) return
     const started = performance.now()
+    log.debug('flush started', { ranges: work.length, records: work.reduce((n, w) => n + w.range.items.length, 0) })
     // 1. The batch log first: the bounds of every new range.
     const fresh = work.filter((w) => !w.range.redo)
     if (fresh.length > 0) {

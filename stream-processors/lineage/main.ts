@@ -41,6 +41,7 @@ const sink = await startLineageSink({
   topicPrefix: config.LEDGER_TOPIC_PREFIX,
   maxBatchRecords: config.LEDGER_SINK_MAX_BATCH,
   lingerMs: config.LEDGER_SINK_LINGER_MS,
+  sessionTimeoutMs: config.LEDGER_SINK_SESSION_TIMEOUT_MS,
   logger,
 })
 logger.info('lineage sink running', { clickhouse: clickhouse.mode })
