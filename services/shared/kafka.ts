@@ -1,6 +1,10 @@
 import { Kafka, logLevel, type Consumer, type ConsumerConfig, type KafkaConfig as KafkaJsConfig, type LogEntry } from 'kafkajs'
 import { LedgerError } from './errors.ts'
+import { installReadCommittedFix } from './kafkajs-read-committed.ts'
 import type { Logger } from './log.ts'
+
+// Every Kafka client of ours is made here, so every read_committed consumer gets the fix.
+installReadCommittedFix()
 
 const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import type { Admin, Kafka } from 'kafkajs'
+import type { Admin, Kafka, Producer } from 'kafkajs'
 import { testKafka, unique, waitFor } from '../helpers/stack.ts'
 
 /** The embedded broker is real Apache Kafka: groups, the idempotent producer and transactions work with kafkajs. */
@@ -85,5 +85,47 @@ describe('embedded Kafka broker with kafkajs', () => {
     await new Promise((r) => setTimeout(r, 300))
     await consumer.disconnect()
     assert.deepEqual(seen, ['committed-1', 'committed-2'])
+  })
+
+  test('read_committed never returns a record of an aborted transaction, whatever order transactions end in', async () => {
+    // Transactions of several producers aborted in another order than they began, as when the processors of a
+    // killed process are fenced one after another by its successor. kafkajs' own filter lets the first one through.
+    const topic = await createTopic(1)
+    const producers = await Promise.all(
+      ['a', 'b', 'c'].map(async (name) => {
+        const p = kafka.producer({ transactionalId: unique(`tx-${name}`), idempotent: true, maxInFlightRequests: 1 })
+        await p.connect()
+        return p
+      }),
+    )
+    const [a, b, c] = producers as [Producer, Producer, Producer]
+    const ta = await a.transaction()
+    await ta.send({ topic, messages: [{ value: 'a-1 aborted' }] }) // offset 0
+    const tb = await b.transaction()
+    await tb.send({ topic, messages: [{ value: 'b-1 aborted' }] }) // 1
+    await tb.send({ topic, messages: [{ value: 'b-2 aborted' }] }) // 2
+    const tc = await c.transaction()
+    await tc.send({ topic, messages: [{ value: 'c-1 committed' }] }) // 3
+    await tb.abort() // marker 4
+    await tc.commit() // marker 5
+    await ta.abort() // marker 6
+    await a.send({ topic, messages: [{ value: 'plain' }] }) // 7, outside any transaction
+    await Promise.all(producers.map((p) => p.disconnect()))
+
+    const read = async (fromOffset?: string) => {
+      const groupId = unique('tx-order')
+      // Starting at offset 2, both aborted transactions began before the first record fetched.
+      if (fromOffset !== undefined) await admin.setOffsets({ groupId, topic, partitions: [{ partition: 0, offset: fromOffset }] })
+      const seen: string[] = []
+      const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 100 })
+      await consumer.connect()
+      await consumer.subscribe({ topic, fromBeginning: true })
+      await consumer.run({ eachMessage: async ({ message }) => void seen.push(message.value!.toString()) })
+      await waitFor(() => seen.includes('plain'), 20_000, 'the last record')
+      await consumer.disconnect()
+      return seen
+    }
+    assert.deepEqual(await read(), ['c-1 committed', 'plain'])
+    assert.deepEqual(await read('2'), ['c-1 committed', 'plain'])
   })
 })
