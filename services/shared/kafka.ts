@@ -22,6 +22,25 @@ export interface CreateKafkaOptions {
   retry?: KafkaJsConfig['retry']
 }
 
+/** kafkajs' text for CONCURRENT_TRANSACTIONS (protocol error 51). */
+export const CONCURRENT_TRANSACTIONS_MESSAGE = 'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing'
+
+/**
+ * CONCURRENT_TRANSACTIONS is the transaction coordinator saying "not yet": EndTxn answers once the
+ * commit is decided, and the coordinator writes the commit markers afterwards, so the first
+ * AddPartitionsToTxn of a back-to-back transaction (or an InitProducerId while an earlier
+ * instance's transaction is being aborted) is refused until the markers are written, and the
+ * client is expected to retry (the Java producer retries it after 20 ms: KAFKA-5477). kafkajs
+ * retries it too, but logs each attempt twice at error level. Those two lines are demoted to
+ * debug; if the retries run out, the send fails and that failure is still logged as an error.
+ */
+function isConcurrentTransactionsRetry(message: string, fields: Record<string, unknown>): boolean {
+  return (
+    message === `Failed to send messages: ${CONCURRENT_TRANSACTIONS_MESSAGE}` ||
+    (/^Response (AddPartitionsToTxn|AddOffsetsToTxn|InitProducerId)\(/.test(message) && fields.error === CONCURRENT_TRANSACTIONS_MESSAGE)
+  )
+}
+
 /** One kafkajs client per process, logging through our logger. */
 export function createKafka(options: CreateKafkaOptions): Kafka {
   const log = options.logger.child({ component: 'kafkajs' })
@@ -34,7 +53,8 @@ export function createKafka(options: CreateKafkaOptions): Kafka {
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...rest } = entry
-        log[LEVELS[level] ?? 'info'](message, rest)
+        const lvl = isConcurrentTransactionsRetry(message, rest) ? 'debug' : (LEVELS[level] ?? 'info')
+        log[lvl](message, rest)
       },
   })
 }

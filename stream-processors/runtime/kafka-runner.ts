@@ -128,13 +128,17 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
       if (changelog.length > 0) {
         await txn.send({ topic: options.changelogTopic, messages: changelog.map((r) => ({ key: r.key, value: r.value === null ? null : JSON.stringify(r.value) })) })
       }
-      await txn.sendOffsets({ consumerGroupId: options.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }] }] })
+      const offsets = { consumerGroupId: options.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }] }] }
+      // kafkajs retries CONCURRENT_TRANSACTIONS on sends but not on AddOffsetsToTxn, which is the
+      // first request of a transaction when a batch wrote nothing else.
+      await retryConcurrentTransactions(() => txn.sendOffsets(offsets))
       await txn.commit()
     } catch (err) {
       // The batch is redelivered from the last committed offset, so the store must forget what
       // this batch did to it, or the redelivery would be counted twice.
       store.rollback()
       await txn.abort().catch(() => undefined)
+      log.warn('a batch was rolled back; it is processed again', { topic: batch.topic, partition: batch.partition, offset: batch.messages[0]!.offset, error: err })
       throw err
     }
     store.commit()
@@ -150,7 +154,7 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
     stats,
     async start() {
       await restore()
-      producer = kafka.producer({ transactionalId: options.transactionalId, idempotent: true, maxInFlightRequests: 1 })
+      producer = kafka.producer({ transactionalId: options.transactionalId, idempotent: true, maxInFlightRequests: 1, retry: TRANSACTIONAL_RETRY })
       await producer.connect()
       const sessionTimeout = options.sessionTimeoutMs ?? 10_000
       consumer = createStoppableConsumer(kafka, { groupId: options.groupId, readUncommitted: false, maxWaitTimeInMs: 50, sessionTimeout, heartbeatInterval: Math.floor(sessionTimeout / 5) })
@@ -163,6 +167,25 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
       await consumer?.stop()
       await producer?.disconnect()
     },
+  }
+}
+
+/**
+ * Retries of the transactional producer. Back-to-back transactions meet CONCURRENT_TRANSACTIONS
+ * while the coordinator writes the previous commit's markers (a few ms on a healthy broker); the
+ * Java producer retries that after 20 ms (KAFKA-5477), and so do we, instead of the client's
+ * default 100 ms, which adds that much to every transaction that meets it.
+ */
+const TRANSACTIONAL_RETRY = { initialRetryTime: 20, maxRetryTime: 2_000, retries: 12 }
+
+async function retryConcurrentTransactions<T>(fn: () => Promise<T>, attempts = 12): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn()
+    } catch (err) {
+      if ((err as { type?: string }).type !== 'CONCURRENT_TRANSACTIONS' || i >= attempts - 1) throw err
+      await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** i, 2_000)))
+    }
   }
 }
 
