@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Kafka } from 'kafkajs'
 import { decisionKey, type KillSwitchDecision } from '../../schemas/control-schemas.ts'
 import type { ControlCodec } from '../shared/control-codec.ts'
-import { createStoppableConsumer } from '../shared/kafka.ts'
+import { caughtUp, createStoppableConsumer, endOffsets } from '../shared/kafka.ts'
 import type { Logger } from '../shared/log.ts'
 
 /**
@@ -29,19 +29,25 @@ export async function createControlView(options: { kafka: Kafka; topic: string; 
   events.setMaxListeners(0)
   const stats = { decisions: 0, lastAppliedAt: undefined as number | undefined }
   const log = options.logger.child({ component: 'control-view' })
-  let markReady: () => void = () => undefined
-  const ready = new Promise<void>((resolve) => (markReady = resolve))
+  const ends = await endOffsets(options.kafka, options.topic)
   const { consumer, stop } = createStoppableConsumer(options.kafka, { groupId: `ledger.control-view.${process.pid}.${Date.now()}`, readUncommitted: false, maxWaitTimeInMs: 100, minBytes: 1 })
   await consumer.connect()
   await consumer.subscribe({ topic: options.topic, fromBeginning: true })
-  // Caught up once a fetch comes back empty: offsets cannot be compared with the high watermark,
-  // because transaction markers take offsets no read_committed consumer sees.
-  let fetched = false
-  consumer.on(consumer.events.FETCH, ({ payload }) => {
-    if (payload.numberOfBatches === 0 && fetched) markReady()
-    fetched = true
-  })
-  setTimeout(markReady, options.readyTimeoutMs ?? 10_000).unref()
+  // Ready once the decisions that existed at start were read. A processor that died inside a
+  // transaction holds read_committed readers back until its successor fences it (or the
+  // transaction times out), so after readyTimeoutMs the view serves what it has, and says so.
+  const readyTimeoutMs = options.readyTimeoutMs ?? 10_000
+  let timer: NodeJS.Timeout | undefined
+  const ready = Promise.race([
+    caughtUp(consumer, options.topic, ends),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        log.warn('the control view is serving before it read the whole control topic', { topic: options.topic, waitedMs: readyTimeoutMs })
+        resolve()
+      }, readyTimeoutMs)
+      timer.unref()
+    }),
+  ]).finally(() => clearTimeout(timer))
   await consumer.run({
     autoCommit: false,
     eachMessage: async ({ message }) => {

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type Consumer, type ConsumerConfig, type KafkaConfig as KafkaJsConfig, type LogEntry } from 'kafkajs'
+import { Kafka, logLevel, type Consumer, type ConsumerConfig, type KafkaConfig as KafkaJsConfig, type KafkaMessage, type LogEntry } from 'kafkajs'
 import { LedgerError } from './errors.ts'
 import { installReadCommittedFix } from './kafkajs-read-committed.ts'
 import type { Logger } from './log.ts'
@@ -99,5 +99,86 @@ export function createStoppableConsumer(kafka: Kafka, config: ConsumerConfig): S
       stopped = true
       await consumer.disconnect()
     },
+  }
+}
+
+/**
+ * The end offset (high watermark) of every partition of a topic that holds anything, taken now.
+ * A reader has caught up with "now" once it consumed every such partition up to its end.
+ */
+export async function endOffsets(kafka: Kafka, topic: string): Promise<Map<number, bigint>> {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic)
+    return new Map(offsets.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)]))
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/**
+ * Resolves once `consumer` has handled every partition of `topic` up to `ends`. Register it
+ * before `consumer.run()`. The offsets of consumed messages cannot tell: a read_committed consumer
+ * never sees transaction markers or aborted records, which take offsets too (the last offset of a
+ * transactional topic is a commit marker). kafkajs reports, after each batch, the last offset the
+ * batch covered, markers and aborted records included; that is what is compared. (kafkajs' FETCH
+ * event cannot tell either: its `numberOfBatches` is always 0 since kafkajs 1.12.)
+ */
+export function caughtUp(consumer: Consumer, topic: string, ends: Map<number, bigint>): Promise<void> {
+  const pending = new Map(ends)
+  if (pending.size === 0) return Promise.resolve()
+  return new Promise<void>((resolve) => {
+    const off = consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (payload.topic !== topic) return
+      const end = pending.get(payload.partition)
+      if (end !== undefined && BigInt(payload.lastOffset) + 1n >= end) pending.delete(payload.partition)
+      if (pending.size === 0) {
+        off()
+        resolve()
+      }
+    })
+  })
+}
+
+export interface ReadToEndOptions {
+  topic: string
+  groupId: string
+  /** Only committed transactional records (for topics written in transactions). */
+  readCommitted: boolean
+  /** Called for every record in partition order; may be async. */
+  onMessage(message: KafkaMessage, partition: number): void | Promise<void>
+  /** Fails with LEDGER_ERR_KAFKA_UNAVAILABLE if the end is not reached by then. Default 60 s. */
+  timeoutMs?: number
+}
+
+/**
+ * Reads a topic from its beginning to the end it had when called, then stops. Never ends early:
+ * if the end is not reached in time (a read_committed reader stays behind a transaction that is
+ * still open), it fails instead of returning part of the topic.
+ */
+export async function readToEnd(kafka: Kafka, options: ReadToEndOptions): Promise<void> {
+  const ends = await endOffsets(kafka, options.topic)
+  if (ends.size === 0) return
+  // A crashed reader must not restart: it would read the topic again from its beginning.
+  const { consumer, stop } = createStoppableConsumer(kafka, { groupId: options.groupId, readUncommitted: !options.readCommitted, maxWaitTimeInMs: 100, retry: { restartOnFailure: async () => false } })
+  await consumer.connect()
+  const timeoutMs = options.timeoutMs ?? 60_000
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await consumer.subscribe({ topic: options.topic, fromBeginning: true })
+    const done = caughtUp(consumer, options.topic, ends)
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new LedgerError('LEDGER_ERR_KAFKA_UNAVAILABLE', `Kafka: ${options.topic} was not read to its end within ${timeoutMs} ms`, { context: { topic: options.topic }, retriable: true })),
+        timeoutMs,
+      )
+      consumer.on(consumer.events.CRASH, ({ payload }) => reject(classifyKafkaError(payload.error, { topic: options.topic })))
+      done.then(resolve, reject)
+      consumer.run({ autoCommit: false, eachMessage: async ({ message, partition }) => options.onMessage(message, partition) }).catch(reject)
+    })
+  } finally {
+    clearTimeout(timer)
+    await stop()
   }
 }

@@ -1,5 +1,5 @@
 import type { EachBatchPayload, Kafka, Message, Producer } from 'kafkajs'
-import { createStoppableConsumer, type StoppableConsumer } from '../../services/shared/kafka.ts'
+import { createStoppableConsumer, readToEnd, type StoppableConsumer } from '../../services/shared/kafka.ts'
 import type { EventCodec } from '../../services/shared/event-codec.ts'
 import type { Logger } from '../../services/shared/log.ts'
 import type { LedgerEventView } from '../domain-event.ts'
@@ -26,6 +26,8 @@ export interface ProcessorRunnerOptions<S, O> {
   beforeApply?(event: LedgerEventView): Promise<void>
   /** Consumer session timeout: how long a killed instance holds its partitions. Default 10 s. */
   sessionTimeoutMs?: number
+  /** How long reading the changelog at start may take before start fails. Default 120 s. */
+  restoreTimeoutMs?: number
   logger: Logger
 }
 
@@ -57,41 +59,22 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
   let producer: Producer | undefined
 
   /**
-   * Reads the changelog (read_committed) until fetches come back empty after records arrived: a
-   * fetch returns at once when records are there. Offsets cannot be compared with the high
-   * watermark, because transaction markers take offsets no consumer sees; and the first fetches
-   * after joining can be empty, so a changelog holding only aborted writes ends by an empty streak.
+   * Rebuilds the store from the changelog (read_committed, to the end it has now). Called after
+   * this instance's transactional producer fenced any earlier one, so no transaction of ours is
+   * open or half-committed on the changelog: its committed end is final.
    */
   async function restore(): Promise<void> {
     const records: ChangelogRecord<S>[] = []
-    const admin = kafka.admin()
-    await admin.connect()
-    const offsets = await admin.fetchTopicOffsets(options.changelogTopic).finally(() => admin.disconnect())
-    if (offsets.every((o) => o.high === o.low)) return
-    let emptyStreak = 0
-    const { consumer: reader, stop: stopReader } = createStoppableConsumer(kafka, { groupId: `${options.groupId}.restore.${Date.now()}`, maxWaitTimeInMs: 200, readUncommitted: false })
-    await reader.connect()
-    try {
-      await reader.subscribe({ topic: options.changelogTopic, fromBeginning: true })
-      await new Promise<void>((resolve, reject) => {
-        reader.on(reader.events.FETCH, ({ payload }) => {
-          emptyStreak = payload.numberOfBatches === 0 ? emptyStreak + 1 : 0
-          if ((records.length > 0 && emptyStreak >= 2) || emptyStreak >= 25) resolve()
-        })
-        reader.on(reader.events.CRASH, ({ payload }) => reject(payload.error))
-        reader
-          .run({
-            autoCommit: false,
-            eachMessage: async ({ message }) => {
-              if (message.key === null) return
-              records.push({ key: message.key.toString('utf8'), value: message.value === null ? null : (JSON.parse(message.value.toString('utf8')) as S) })
-            },
-          })
-          .catch(reject)
-      })
-    } finally {
-      await stopReader()
-    }
+    await readToEnd(kafka, {
+      topic: options.changelogTopic,
+      groupId: `${options.groupId}.restore.${Date.now()}`,
+      readCommitted: true,
+      timeoutMs: options.restoreTimeoutMs ?? 120_000,
+      onMessage: (message) => {
+        if (message.key === null) return
+        records.push({ key: message.key.toString('utf8'), value: message.value === null ? null : (JSON.parse(message.value.toString('utf8')) as S) })
+      },
+    })
     store.restore(records)
     stats.restored = records.length
     log.info('state restored from the changelog', { records: records.length, keys: store.size })
@@ -153,9 +136,17 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
     store,
     stats,
     async start() {
-      await restore()
+      // Fence first. InitProducerId bumps the epoch of our transactional id, which fences an
+      // earlier instance (a zombie's writes are refused from now on) and makes the coordinator
+      // finish that instance's last transaction: abort it if it was open, complete it if its
+      // commit was already decided. kafkajs retries CONCURRENT_TRANSACTIONS until that is done.
+      // Restoring before this could miss a commit whose markers were still being written, while
+      // the offsets the consumer resumes from would include it. (kafkajs sends InitProducerId on
+      // the first transaction, not on connect; a transaction with nothing in it ends locally.)
       producer = kafka.producer({ transactionalId: options.transactionalId, idempotent: true, maxInFlightRequests: 1, retry: TRANSACTIONAL_RETRY })
       await producer.connect()
+      await (await producer.transaction()).abort()
+      await restore()
       const sessionTimeout = options.sessionTimeoutMs ?? 10_000
       consumer = createStoppableConsumer(kafka, { groupId: options.groupId, readUncommitted: false, maxWaitTimeInMs: 50, sessionTimeout, heartbeatInterval: Math.floor(sessionTimeout / 5) })
       await consumer.consumer.connect()

@@ -21,10 +21,11 @@ export class TopologyDriver<S, O> {
   }
 
   pipe(events: Iterable<LedgerEventView>): O[] {
+    // Loops, not push(...spread): a replay of a long log emits more records than a call has stack for arguments.
     const out: O[] = []
-    for (const event of events) out.push(...applyEvent(this.processor, this.store, event))
-    this.emitted.push(...out)
-    this.changelog.push(...this.store.drain())
+    for (const event of events) for (const emit of applyEvent(this.processor, this.store, event)) out.push(emit)
+    for (const emit of out) this.emitted.push(emit)
+    for (const record of this.store.drain()) this.changelog.push(record)
     this.store.commit()
     return out
   }
