@@ -109,18 +109,24 @@ test('a refund over the approval threshold with no approval kills the run; one w
   await ledger.close()
 })
 
-test("a tool error storm opens the tool's circuit: CircuitOpenError for that tool, other tools still allowed", async () => {
+test("a tool error storm opens the tool's circuit: CircuitOpenError for that tool in every run, other tools still allowed", async () => {
   const ledger = client()
-  const runs = [startRun(ledger), startRun(ledger)]
+  // The storm comes from one run: a run's events share a partition, so the breaker sees them in emit order and the
+  // fourth error (min_calls: 4) is the one that trips it. Spread over runs on different partitions, the breaker's
+  // order is the order it consumed the partitions in, and any of the errors could be the fourth it saw.
+  const [stormy, bystander] = [startRun(ledger), startRun(ledger)]
   let last = ''
   for (let i = 0; i < 4; i++) {
-    last = runs[i % 2]!.toolCall({ tool: 'crm.update_note', action_class: 'write', arguments: { note: i }, status: 'error', latency_ms: 30, error: 'upstream timed out' }).eventId
+    last = stormy.toolCall({ tool: 'crm.update_note', action_class: 'write', arguments: { note: i }, status: 'error', latency_ms: 30, error: 'upstream timed out' }).eventId
   }
-  const { error } = await refusal(runs[0]!, { tool: 'crm.update_note' })
+  // The circuit is the tool's, not the run's: another run is refused that tool too.
+  const { error } = await refusal(bystander, { tool: 'crm.update_note' })
   assert.ok(error instanceof CircuitOpenError, `expected CircuitOpenError, got ${error.name}`)
   assert.equal(error.scope, 'tool')
   assert.equal(error.trippingEventId, last)
-  await runs[0]!.guard({ tool: 'stripe.lookup_charge' })
+  await assert.rejects(stormy.guard({ tool: 'crm.update_note' }), CircuitOpenError)
+  await bystander.guard({ tool: 'stripe.lookup_charge' })
+  await stormy.guard({ tool: 'stripe.lookup_charge' })
   await ledger.close()
 })
 
