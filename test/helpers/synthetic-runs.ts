@@ -83,13 +83,14 @@ export function syntheticRuns(options: SyntheticOptions): Record<string, unknown
         const failed = mischief > 0.97 || rnd() < 0.03
         events.push({ type: 'tool.call', ...base(), tool, action_class: 'read', argument_digest: actionDigest(tool, args), arguments: JSON.stringify(args), status: failed ? 'error' : 'ok', latency_ms: 80, ...(failed ? { error: 'timeout' } : {}) })
       } else if (pick < 0.9) {
-        events.push({ type: 'policy.decision', ...base(), engine: 'opa', policy_id: 'refunds/allow', decision: mischief > 0.92 ? 'deny' : 'allow', reasons: [] })
+        const b = base()
+        events.push({ type: 'policy.decision', ...b, engine: 'opa', policy_id: 'refunds/allow', decision_id: b.event_id, decision: mischief > 0.92 ? 'deny' : 'allow', reasons: [] })
       } else {
         events.push({ type: 'evidence.retrieved', ...base(), source: 'zendesk', document_ids: [`ZD-${r}`], content_hashes: [`sha256:${'c'.repeat(64)}`] })
       }
     }
     at += 100
-    events.push({ type: 'run.ended', ...base(), outcome: 'succeeded' })
+    events.push({ type: 'run.ended', ...base(), outcome: 'succeeded', totals: { steps: step + 1, input_tokens: 0, output_tokens: 0, cost_usd: 0, tool_calls: 0, duration_ms: 0 } })
     runs.push(events)
   }
   return runs
