@@ -68,6 +68,27 @@ export const TOPICS = {
     retentionMs: -1,
     purpose: 'State of the per agent version / principal / tenant budgets, JSON.',
   },
+  notaryChain: {
+    name: 'ledger.chain.v1',
+    partitions: 6,
+    cleanupPolicy: 'compact',
+    retentionMs: -1,
+    purpose: "The notary's per-run hash chain: one link per audit event (canonical JSON, with the event it hashes), keyed tenant/run/seq, on the partition number of its event.",
+  },
+  notaryDigests: {
+    name: 'ledger.digests.v1',
+    partitions: 1,
+    cleanupPolicy: 'compact',
+    retentionMs: -1,
+    purpose: "The notary's signed digests (Ed25519, per tenant, chained by signature) and its public keys, canonical JSON.",
+  },
+  notaryChangelog: {
+    name: 'ledger.notary.changelog.v1',
+    partitions: 6,
+    cleanupPolicy: 'compact',
+    retentionMs: -1,
+    purpose: "State of the notary (each run's chain head, each tenant's last digest), JSON, written in the same transaction as its links and digests.",
+  },
   deadLetter: {
     name: 'ledger.dead-letter.v1',
     partitions: 1,

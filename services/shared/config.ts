@@ -88,6 +88,17 @@ export const sinkEnv = z.object({
   LEDGER_SINK_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(10_000),
 })
 
+export const notaryEnv = z.object({
+  /** Run the notary (hash chains and signed digests) inside `npm start`. Off when it runs as its own deployment (`npm run notary`). */
+  LEDGER_NOTARY_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** How often the notary signs a digest of the chain heads that moved. */
+  LEDGER_NOTARY_DIGEST_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
+  /** The Ed25519 signing key: PKCS#8 PEM, or the 32-byte seed as 64 hex characters. */
+  LEDGER_NOTARY_SIGNING_KEY: optionalString,
+  /** A file holding the signing key. With neither set, a dev key is generated once into LEDGER_DATA_DIR. */
+  LEDGER_NOTARY_SIGNING_KEY_FILE: optionalString,
+})
+
 export const queryEnv = z.object({
   /** Server-side time limit of one query API call's ClickHouse queries. */
   LEDGER_QUERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
@@ -107,6 +118,7 @@ export const backboneConfigSchema = commonEnv
   .extend(processorsEnv.shape)
   .extend(sinkEnv.shape)
   .extend(queryEnv.shape)
+  .extend(notaryEnv.shape)
 export type BackboneConfig = Readonly<z.infer<typeof backboneConfigSchema>>
 
 /** `stream-processors/main.ts`: the budget and kill-switch processors on their own. */
@@ -116,6 +128,14 @@ export type ProcessorsConfig = Readonly<z.infer<typeof processorsConfigSchema>>
 /** `stream-processors/lineage/main.ts`: the lineage sink on its own. */
 export const sinkConfigSchema = commonEnv.extend(kafkaEnv.shape).extend(registryEnv.shape).extend(clickhouseEnv.shape).extend(sinkEnv.shape)
 export type SinkConfig = Readonly<z.infer<typeof sinkConfigSchema>>
+
+/** `stream-processors/notary/main.ts`: the notary on its own. */
+export const notaryConfigSchema = commonEnv
+  .extend(kafkaEnv.shape)
+  .extend(registryEnv.shape)
+  .extend(notaryEnv.shape)
+  .extend(processorsEnv.pick({ LEDGER_PROCESSOR_SESSION_TIMEOUT_MS: true }).shape)
+export type NotaryConfig = Readonly<z.infer<typeof notaryConfigSchema>>
 
 /** `services/registry/server.ts`: the schema registry on its own. */
 export const registryConfigSchema = commonEnv.extend(kafkaEnv.shape).extend(registryEnv.shape)

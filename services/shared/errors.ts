@@ -26,6 +26,7 @@ export const ERROR_CATALOG = {
   LEDGER_ERR_NOT_FOUND: { status: 404, retriable: false, doc: 'No such route or object for this tenant.' },
   LEDGER_ERR_INTERNAL: { status: 500, retriable: true, doc: 'An unexpected failure inside the backbone; logged with its cause. No user input should reach it.' },
   LEDGER_ERR_QUERY_LIMIT: { status: 422, retriable: false, doc: 'A valid query exceeded its time or size limit; narrow the time range or add filters.' },
+  LEDGER_ERR_REPORT_NOT_READY: { status: 503, retriable: true, doc: 'The run exists but no signed digest covers its chain yet (the notary signs every LEDGER_NOTARY_DIGEST_INTERVAL_MS); retry after `retry-after` seconds.' },
   LEDGER_ERR_BAD_REQUEST: { status: 400, retriable: false, doc: 'A query parameter or path parameter is invalid; the message names it.' },
 } as const satisfies Record<string, { status: number; retriable: boolean; doc: string }>
 

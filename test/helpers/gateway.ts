@@ -10,6 +10,9 @@ import type { LedgerClickHouse } from '../../services/shared/clickhouse.ts'
 import { createLineageStore } from '../../services/query/lineage-store.ts'
 import { queryOpenApiPaths } from '../../services/query/query-openapi.ts'
 import { queryRoutes } from '../../services/query/query-routes.ts'
+import { reportOpenApiPaths } from '../../services/report/report-openapi.ts'
+import { reportRoutes } from '../../services/report/report-routes.ts'
+import { createReportStore } from '../../services/report/report-store.ts'
 import { createEventCodec, type EventCodec } from '../../services/shared/event-codec.ts'
 import { closeGracefully, createHttpApp } from '../../services/shared/http-app.ts'
 import { writeFileSync, readFileSync } from 'node:fs'
@@ -42,6 +45,8 @@ export interface TestGatewayOptions {
   processors?: boolean
   /** Also serve the query API over this ClickHouse (the lineage sink is started separately). */
   query?: LedgerClickHouse
+  /** Also serve the report routes over the `query` ClickHouse (the notary is started separately). */
+  report?: { digestIntervalMs: number }
 }
 
 /** The topics a gateway reads or writes (the processors' own topics are created when they run). */
@@ -92,10 +97,15 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url}`)
   })
-  await app.register(gatewayPlugin, { ...runtime.deps, ...(options.query ? { openApiPaths: queryOpenApiPaths } : {}) })
+  const openApiPaths = options.query && options.report ? (error: (d: string) => unknown) => ({ ...queryOpenApiPaths(error), ...reportOpenApiPaths(error) }) : queryOpenApiPaths
+  await app.register(gatewayPlugin, { ...runtime.deps, ...(options.query ? { openApiPaths } : {}) })
   if (options.query) {
     const store = createLineageStore(options.query, { timeoutMs: 10_000, maxRunEvents: 200_000 })
     await app.register(queryRoutes, { keys: runtime.deps.keys, store, config: parseConfig(queryEnv, options.env ?? {}) })
+    if (options.report) {
+      const reports = createReportStore(options.query, { timeoutMs: 10_000, maxEvents: 200_000 })
+      await app.register(reportRoutes, { keys: runtime.deps.keys, store: reports, lineage: store, digestIntervalMs: options.report.digestIntervalMs })
+    }
   }
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   const topic = topicName(TOPICS.events, prefix)
