@@ -7,10 +7,15 @@ import { ensureTopics, TOPICS } from '../infra/kafka/topics.ts'
 import { resolveDataDir } from '../infra/paths.ts'
 import { startControlProcessors } from '../stream-processors/host.ts'
 import { startLineageSink } from '../stream-processors/lineage/host.ts'
+import { notarySinkSourcesFor, startNotary } from '../stream-processors/notary/host.ts'
+import { loadNotaryKey } from '../stream-processors/notary/signing-key.ts'
 import type { LineageSink } from '../stream-processors/lineage/lineage-sink.ts'
 import { queryOpenApiPaths } from './query/query-openapi.ts'
 import { createLineageStore } from './query/lineage-store.ts'
 import { queryRoutes } from './query/query-routes.ts'
+import { reportOpenApiPaths } from './report/report-openapi.ts'
+import { reportRoutes } from './report/report-routes.ts'
+import { createReportStore } from './report/report-store.ts'
 import { gatewayPlugin } from './gateway/gateway-plugin.ts'
 import { createGatewayRuntime } from './gateway/runtime.ts'
 import { createRegistryRuntime, type RegistryRuntime } from './registry/runtime.ts'
@@ -18,6 +23,8 @@ import { closeGracefully, createHttpApp } from './shared/http-app.ts'
 import { createLedgerClickHouse, type LedgerClickHouse } from './shared/clickhouse.ts'
 import type { BackboneConfig } from './shared/config.ts'
 import { healthPlugin } from './shared/health.ts'
+import { metricsPlugin, type MetricSample } from './shared/metrics.ts'
+import { requireRole } from './gateway/auth.ts'
 import { createKafka } from './shared/kafka.ts'
 import type { Logger } from './shared/log.ts'
 
@@ -102,8 +109,9 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
       clickhouse.mode === 'embedded' ? `chDB at ${path.join(dataDir, 'clickhouse')} (embedded), database ${clickhouse.database}` : `${config.LEDGER_CLICKHOUSE_URL} (server)`
 
     // 4. Budget and kill-switch processors (unless they run as their own deployment).
+    let processors: Awaited<ReturnType<typeof startControlProcessors>> | undefined
     if (config.LEDGER_PROCESSORS_ENABLED) {
-      const processors = await startControlProcessors({
+      processors = await startControlProcessors({
         kafka,
         registryUrl,
         topicPrefix: config.LEDGER_TOPIC_PREFIX,
@@ -114,8 +122,16 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
         sessionTimeoutMs: config.LEDGER_PROCESSOR_SESSION_TIMEOUT_MS,
         logger,
       })
-      stack.push({ name: 'budget and kill-switch processors', stop: () => processors.stop() })
+      stack.push({ name: 'budget and kill-switch processors', stop: () => processors!.stop() })
       endpoints.processors = `${Object.keys(processors.runners).join(', ')} (in-process)`
+    }
+
+    // 4b. The notary: per-run hash chains and signed digests (unless it runs as its own deployment).
+    if (config.LEDGER_NOTARY_ENABLED) {
+      const key = loadNotaryKey(config, dataDir, logger)
+      const notary = await startNotary({ kafka, registryUrl, topicPrefix: config.LEDGER_TOPIC_PREFIX, key, digestIntervalMs: config.LEDGER_NOTARY_DIGEST_INTERVAL_MS, sessionTimeoutMs: config.LEDGER_PROCESSOR_SESSION_TIMEOUT_MS, logger })
+      stack.push({ name: 'notary', stop: () => notary.stop() })
+      endpoints.notary = `signing key ${key.signer.fingerprint} (${key.file ?? key.source}), a digest every ${config.LEDGER_NOTARY_DIGEST_INTERVAL_MS} ms`
     }
 
     // 5. Ingest gateway: keys, redaction, schemas registered, idempotent producer.
@@ -133,6 +149,7 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
         topicPrefix: config.LEDGER_TOPIC_PREFIX,
         maxBatchRecords: config.LEDGER_SINK_MAX_BATCH,
         lingerMs: config.LEDGER_SINK_LINGER_MS,
+        extraSources: notarySinkSourcesFor(config.LEDGER_TOPIC_PREFIX),
         sessionTimeoutMs: config.LEDGER_SINK_SESSION_TIMEOUT_MS,
         logger,
       })
@@ -142,9 +159,11 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
 
     // 7. HTTP: health, the gateway's and the query API's routes.
     const app = createHttpApp({ bodyLimitBytes: config.LEDGER_INGEST_MAX_BODY_BYTES })
-    await app.register(gatewayPlugin, { ...gateway.deps, openApiPaths: queryOpenApiPaths })
+    await app.register(gatewayPlugin, { ...gateway.deps, openApiPaths: (error) => ({ ...queryOpenApiPaths(error), ...reportOpenApiPaths(error) }) })
     const store = createLineageStore(clickhouse, { timeoutMs: config.LEDGER_QUERY_TIMEOUT_MS, maxRunEvents: 200_000 })
     await app.register(queryRoutes, { keys: gateway.deps.keys, store, config })
+    const reports = createReportStore(clickhouse, { timeoutMs: config.LEDGER_QUERY_TIMEOUT_MS, maxEvents: 200_000 })
+    await app.register(reportRoutes, { keys: gateway.deps.keys, store: reports, lineage: store, digestIntervalMs: config.LEDGER_NOTARY_DIGEST_INTERVAL_MS })
     await app.register(healthPlugin, {
       checks: {
         kafka: async () => {
@@ -171,12 +190,44 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
           : {}),
       },
     })
+    await app.register(metricsPlugin, {
+      authorize: requireRole(gateway.deps.keys, ['admin']),
+      collectors: [
+        () => [
+          { name: 'ledger_ingest_produce_requests_total', help: 'Produce requests the gateway sent to Kafka (acks=all)', type: 'counter', value: gateway.producer.stats.sends },
+          { name: 'ledger_ingest_events_total', help: 'Events Kafka acknowledged through the gateway', type: 'counter', value: gateway.producer.stats.messages },
+          { name: 'ledger_ingest_produce_failures_total', help: 'Produce requests that failed (answered 503)', type: 'counter', value: gateway.producer.stats.failures },
+        ],
+        () =>
+          Object.entries(processors?.runners ?? {}).flatMap(([name, r]): MetricSample[] => [
+            { name: 'ledger_processor_events_total', help: 'Events a processor applied', type: 'counter', value: r.stats.processed, labels: { processor: name } },
+            { name: 'ledger_processor_emits_total', help: 'Records a processor emitted (decisions, alerts, state)', type: 'counter', value: r.stats.emitted, labels: { processor: name } },
+            { name: 'ledger_processor_dead_letters_total', help: 'Poison records a processor sent to the dead-letter topic', type: 'counter', value: r.stats.deadLettered, labels: { processor: name } },
+          ]),
+        () => {
+          if (sink === undefined) return []
+          const s = sink.stats
+          return [
+            { name: 'ledger_sink_records_total', help: 'Records the lineage sink read', type: 'counter', value: s.records },
+            { name: 'ledger_sink_rows_total', help: 'Rows the lineage sink inserted into ClickHouse', type: 'counter', value: s.rows },
+            { name: 'ledger_sink_flushes_total', help: 'Flushes (inserts then offset commits)', type: 'counter', value: s.flushes },
+            { name: 'ledger_sink_redone_ranges_total', help: 'Logged offset ranges redone after a restart or rebalance', type: 'counter', value: s.redoneRanges },
+            { name: 'ledger_sink_dead_letters_total', help: 'Records the sink sent to the dead-letter topic', type: 'counter', value: s.deadLettered },
+            { name: 'ledger_sink_write_failures_total', help: 'ClickHouse or Kafka writes that failed and were retried', type: 'counter', value: s.insertFailures },
+            { name: 'ledger_sink_last_flush_seconds', help: 'Duration of the last flush', type: 'gauge', value: s.lastFlushMs / 1000 },
+            { name: 'ledger_sink_last_flush_age_seconds', help: 'Seconds since the last flush', type: 'gauge', value: s.lastFlushAt === undefined ? -1 : (Date.now() - s.lastFlushAt) / 1000 },
+            ...Object.entries(s.lag).map(([tp, lag]): MetricSample => ({ name: 'ledger_sink_lag_records', help: 'High watermark minus the next offset to read, per topic partition', type: 'gauge', value: lag, labels: { partition: tp } })),
+          ]
+        },
+      ],
+    })
     const httpUrl = await app.listen({ host: config.LEDGER_HTTP_HOST, port: config.LEDGER_HTTP_PORT })
     stack.push({ name: 'HTTP', stop: () => closeGracefully(app, 10_000) })
     endpoints.http = `${httpUrl} (health: ${httpUrl}/healthz)`
 
     endpoints.ingest = `POST ${httpUrl}/v1/events (OpenAPI: ${httpUrl}/v1/openapi.json)`
     endpoints.query = `GET ${httpUrl}/v1/runs, /v1/actions/{eventId}/lineage, /v1/usage/agent-versions, ...`
+    endpoints.reports = `GET ${httpUrl}/v1/runs/{id}/report?format=json|csv|html; public key: GET ${httpUrl}/v1/notary/public-key`
     return { kafka, brokers, registryUrl, clickhouse, app, httpUrl, endpoints, ...(gateway.devCredentials ? { devCredentials: gateway.devCredentials } : {}), stop: stopAll }
   } catch (err) {
     await stopAll()
