@@ -122,6 +122,7 @@ export function gatewayOpenApi(extraPaths: (error: (description: string) => unkn
       ...extraPaths(error),
       '/v1/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
       '/healthz': { get: { summary: 'Dependency health', security: [], responses: { '200': { description: 'healthy' }, '503': { description: 'a dependency is down' } } } },
+      '/metrics': { get: { summary: 'Prometheus metrics: ingest, processors, lineage sink (admin keys)', responses: { '200': { description: 'text/plain; version=0.0.4' }, '401': error('No or unknown API key'), '403': error('Not an admin key') } } },
     },
   }
 }

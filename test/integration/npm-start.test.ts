@@ -6,6 +6,7 @@ import { test } from 'node:test'
 import { REPO_ROOT } from '../../infra/paths.ts'
 import { portOpen } from '../../infra/ports.ts'
 import { scratchDir, waitFor } from '../helpers/stack.ts'
+import { emitRefundRun } from '../helpers/refund-scenario.ts'
 import { freePort } from '../../infra/ports.ts'
 
 
@@ -36,6 +37,7 @@ test('npm start: embedded backbone becomes healthy and SIGTERM leaves nothing be
     const exitedEarly = exited.then((code) => {
       throw new Error(`npm start exited with ${code} before it was healthy:\n${output}`)
     })
+    exitedEarly.catch(() => undefined) // once healthy, the stop below is expected
     const health = await Promise.race([exitedEarly, waitFor(
       async () => {
         const res = await fetch(`http://127.0.0.1:${ports.http}/healthz`)
@@ -46,10 +48,34 @@ test('npm start: embedded backbone becomes healthy and SIGTERM leaves nothing be
     )])
     const readyMs = Date.now() - started
     assert.equal(health.status, 'ok')
-    assert.deepEqual(Object.keys(health.dependencies).sort(), ['clickhouse', 'kafka', 'schemaRegistry'])
+    for (const part of ['clickhouse', 'kafka', 'schemaRegistry', 'lineageSink']) assert.ok(part in health.dependencies, `healthz reports ${part}`)
     assert.ok(Object.values(health.dependencies).every((d) => d.ok))
     assert.match(output, /Agent Ledger is up/)
     t.diagnostic(`ready in ${readyMs} ms`)
+
+    // End to end on what npm start brought up: the dev keys it printed, the seeds' refund run
+    // through the client, its lineage through the query API, the sink's work in /metrics.
+    const keys = Object.fromEntries(
+      readFileSync(path.join(env.LEDGER_DATA_DIR!, 'dev-credentials.txt'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t') as [string, string]),
+    )
+    const api = `http://127.0.0.1:${ports.http}`
+    const run = await emitRefundRun(api, keys.emit!)
+    const lineage = await waitFor(
+      async () => {
+        const res = await fetch(`${api}/v1/actions/${run.ids.refund}/lineage`, { headers: { authorization: `Bearer ${keys.read}` } })
+        return res.status === 200 ? ((await res.json()) as { who: { approver: unknown }; policy: { permitted: boolean } }) : undefined
+      },
+      15_000,
+      'the refund lineage through the query API',
+    )
+    assert.deepEqual(lineage.who.approver, { type: 'user', id: 'u-7' })
+    assert.equal(lineage.policy.permitted, true)
+    const metrics = await (await fetch(`${api}/metrics`, { headers: { authorization: `Bearer ${keys.admin}` } })).text()
+    assert.ok(Number(/^ledger_sink_rows_total (\d+)$/m.exec(metrics)?.[1]) >= 10, metrics)
+    assert.equal((await fetch(`${api}/metrics`)).status, 401)
   } finally {
     child.kill('SIGTERM')
   }
