@@ -126,20 +126,24 @@ test(`processors killed with SIGKILL ${KILLS}+ times during a ${EVENTS}-event st
       return sum
     }
 
-    // Produce over ~60 s while killing the processors at random moments of their work.
+    // Produce in 100 chunks while killing the processors at random moments of their work. The stream is spread over
+    // the kill cycles (the chunks of cycle k wait for kill k - 1), so it is still flowing when the last kill comes,
+    // however fast this machine processes it.
     const producer = gw.kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
     await producer.connect()
     let produced = 0
+    let kills = 0
     const producing = (async () => {
-      const chunk = Math.ceil(messages.length / 100)
-      for (let i = 0; i < messages.length; i += chunk) {
-        await producer.send({ topic: gw.topic, acks: -1, messages: messages.slice(i, i + chunk) })
-        produced = Math.min(messages.length, i + chunk)
-        await sleep(600)
+      const chunks = 100
+      const chunk = Math.ceil(messages.length / chunks)
+      for (let n = 0; n * chunk < messages.length; n++) {
+        while (n >= ((kills + 1) * chunks) / KILLS) await sleep(100)
+        await producer.send({ topic: gw.topic, acks: -1, messages: messages.slice(n * chunk, (n + 1) * chunk) })
+        produced = Math.min(messages.length, (n + 1) * chunk)
+        await sleep(400)
       }
     })()
     const rnd = mulberry32(2026)
-    let kills = 0
     while (kills < KILLS) {
       const before = await committed()
       const c = startChild()
