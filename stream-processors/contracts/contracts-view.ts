@@ -22,7 +22,11 @@ export interface ContractsView {
   get(tenant: string, name: string, version: string): AgentContract | undefined
   /** The most recently published version of an agent's contract (what a new run runs under). */
   latest(tenant: string, name: string): PublishedContract | undefined
-  /** Waits up to `timeoutMs` for a version that an event names but this view has not read yet. */
+  /**
+   * Waits up to `timeoutMs` for a version that an event names but this view has not read yet. A
+   * version that did not arrive within one wait answers false at once afterwards (true as soon as
+   * it is read), so a run naming an unpublished version costs one wait, not one per event.
+   */
   waitFor(tenant: string, name: string, version: string, timeoutMs: number): Promise<boolean>
   stop(): Promise<void>
 }
@@ -31,6 +35,7 @@ export async function createContractsView(options: { kafka: Kafka; topic: string
   const byKey = new Map<string, PublishedContract>()
   const latest = new Map<string, PublishedContract>()
   const waiters = new Set<() => void>()
+  const missing = new Set<string>()
   const log = options.logger.child({ component: 'contracts-view' })
   const admin = options.kafka.admin()
   await admin.connect()
@@ -73,10 +78,14 @@ export async function createContractsView(options: { kafka: Kafka; topic: string
     async waitFor(tenant, name, version, timeoutMs) {
       const key = `${tenant}/${name}@${version}`
       if (byKey.has(key)) return true
+      // Waited for once in vain: a version that was never published must not stall every later
+      // event that names it (a processor's partition waits behind each one).
+      if (missing.has(key)) return false
       return new Promise<boolean>((resolve) => {
         const done = (found: boolean) => {
           waiters.delete(check)
           clearTimeout(timer)
+          if (!found) missing.add(key)
           resolve(found)
         }
         const check = () => {
