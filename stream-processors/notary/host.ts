@@ -15,6 +15,7 @@ export interface NotaryHostOptions {
   digestIntervalMs: number
   sessionTimeoutMs?: number
   logger: Logger
+  onFatal?: (error: Error) => void
 }
 
 /**
@@ -39,6 +40,7 @@ export async function startNotary(options: NotaryHostOptions): Promise<NotaryRun
     digestIntervalMs: options.digestIntervalMs,
     ...(options.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
     logger: options.logger,
+    ...(options.onFatal ? { onFatal: options.onFatal } : {}),
   })
   await runner.start()
   return runner

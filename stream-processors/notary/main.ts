@@ -41,6 +41,8 @@ const notary = await startNotary({
   digestIntervalMs: config.LEDGER_NOTARY_DIGEST_INTERVAL_MS,
   sessionTimeoutMs: config.LEDGER_PROCESSOR_SESSION_TIMEOUT_MS,
   logger,
+  // Consuming stopped for good: exit, so the supervisor starts a fresh instance from the changelog.
+  onFatal: () => process.exit(1),
 })
 logger.info('notary running', { fingerprint: key.signer.fingerprint, keySource: key.source, digestIntervalMs: config.LEDGER_NOTARY_DIGEST_INTERVAL_MS, restoredRecords: notary.stats.restored })
 

@@ -27,6 +27,8 @@ export interface NotaryRunnerOptions {
   logger: Logger
   /** The clock of `issued_at` (tests). */
   now?: () => number
+  /** Called when the consumer stopped for good (a failure kafkajs does not retry); a deployable exits so it is restarted. */
+  onFatal?: (error: Error) => void
 }
 
 export interface NotaryRunnerStats {
@@ -83,7 +85,10 @@ export function createNotaryRunner(options: NotaryRunnerOptions): NotaryRunner {
   async function commit(parts: { links?: Message[]; digests?: DigestRecord[]; deadLetters?: Message[]; offsets?: { topic: string; partition: number; offset: string } }): Promise<void> {
     const txn = await producer!.transaction()
     try {
-      if (parts.links && parts.links.length > 0) await txn.send({ topic: options.chainTopic, messages: parts.links })
+      // In slices: kafkajs sends a partition's messages as one record batch, and links (each carrying its
+      // event as JSON) are several times the Avro they come from; a batch over the broker's
+      // message.max.bytes (1 MiB by default) would be refused for good.
+      for (const slice of slices(parts.links ?? [], MAX_SEND_BYTES)) await txn.send({ topic: options.chainTopic, messages: slice })
       if (parts.digests && parts.digests.length > 0) await txn.send({ topic: options.digestsTopic, messages: digestMessages(parts.digests) })
       if (parts.deadLetters && parts.deadLetters.length > 0) await txn.send({ topic: options.deadLetterTopic, messages: parts.deadLetters })
       const changelog = store.drain()
@@ -204,6 +209,11 @@ export function createNotaryRunner(options: NotaryRunnerOptions): NotaryRunner {
       lastDigestAt = now()
       const sessionTimeout = options.sessionTimeoutMs ?? 10_000
       consumer = createStoppableConsumer(kafka, { groupId: options.groupId, readUncommitted: false, maxWaitTimeInMs: 50, sessionTimeout, heartbeatInterval: Math.floor(sessionTimeout / 5) })
+      consumer.consumer.on(consumer.consumer.events.CRASH, ({ payload }) => {
+        if (payload.restart) return
+        log.error('the notary stopped consuming after a failure kafkajs does not retry', { error: payload.error.message })
+        options.onFatal?.(payload.error)
+      })
       await consumer.consumer.connect()
       await consumer.consumer.subscribe({ topic: options.eventsTopic, fromBeginning: true })
       await consumer.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: handleBatch })
@@ -223,4 +233,23 @@ export function createNotaryRunner(options: NotaryRunnerOptions): NotaryRunner {
       await producer?.disconnect()
     },
   }
+}
+
+/** The most bytes of links sent in one request (well under the broker's default 1 MiB batch limit). */
+const MAX_SEND_BYTES = 512 * 1024
+
+function* slices(messages: Message[], maxBytes: number): Generator<Message[]> {
+  let slice: Message[] = []
+  let bytes = 0
+  for (const m of messages) {
+    const size = (typeof m.value === 'string' ? Buffer.byteLength(m.value) : (m.value?.length ?? 0)) + 64
+    if (slice.length > 0 && bytes + size > maxBytes) {
+      yield slice
+      slice = []
+      bytes = 0
+    }
+    slice.push(m)
+    bytes += size
+  }
+  if (slice.length > 0) yield slice
 }
