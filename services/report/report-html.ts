@@ -83,6 +83,18 @@ ${kills.map(({ seq, k }) => `<g class="kill-marker"><line x1="${x(seq).toFixed(1
 </svg>`
 }
 
+/** Retrievals on the action's causation chain by source and documents; "preceding" ones only counted. */
+function evidenceCell(evidence: RunReport['actions'][number]['evidence'], byId: Map<string, Record<string, unknown>>): string {
+  if (evidence.event_ids.length === 0) return ''
+  if (evidence.linked_by === 'preceding') return `<span class="none">${evidence.event_ids.length} earlier retrieval${evidence.event_ids.length === 1 ? '' : 's'}</span>`
+  return evidence.event_ids
+    .map((id) => {
+      const e = byId.get(id)
+      return esc(`${String(e?.source ?? '')} ${Array.isArray(e?.document_ids) ? e.document_ids.join(', ') : ''}`)
+    })
+    .join('<br>')
+}
+
 export function renderReportHtml(report: RunReport): string {
   const run = report.run
   const kills = report.control.filter(isKill)
@@ -111,6 +123,7 @@ export function renderReportHtml(report: RunReport): string {
   const controlRow = (c: ControlEntry) =>
     `<tr class="${isKill(c) ? 'kill' : c.kind === 'budget.alert' ? 'alert' : ''}"><td>${esc(c.occurred_at)}</td><td>${esc(c.kind)}</td><td>${esc(c.scope)}${c.scope_key ? ` ${esc(c.scope_key)}` : ''}</td><td>${esc(c.state ?? c.level)}</td><td>${esc(c.trigger ?? c.dimension)}</td><td>${c.used !== null ? `${esc(c.used)} / ${esc(c.limit)}` : ''}</td><td>${esc(c.reason)}</td><td class="mono">${esc(c.tripping_event_id)}</td></tr>`
   const timeline = new Map(report.timeline.map((t) => [t.seq, t]))
+  const byId = new Map(integ.chain.map((c) => [String(c.event.event_id), c.event]))
 
   return `<!doctype html>
 <html lang="en">
@@ -145,7 +158,7 @@ ${report.cost.budget
 ${report.actions
   .map(
     (a) =>
-      `<tr class="${killedActions.has(a.event_id) || trippedBy.has(a.event_id) ? 'kill' : ''}" data-event-id="${esc(a.event_id)}"><td>${a.seq}</td><td>${esc(a.occurred_at)}</td><td>${esc(a.tool)}</td><td>${esc(a.action_class)}</td><td>${esc(a.status)}</td><td>${a.amount_usd === null ? '' : esc(usd(a.amount_usd))}</td><td>${a.policy ? `${esc(a.policy.policy_id)}: ${esc(a.policy.decision)}` : '<span class="none">none</span>'}</td><td>${a.approval ? `${esc(a.approval.decision ?? 'requested')}${a.approval.approver ? ` by ${esc(who(a.approval.approver))}` : ''}` : ''}</td><td>${a.evidence.map((e) => esc(`${e.source ?? ''} ${Array.isArray(e.document_ids) ? e.document_ids.join(', ') : ''}`)).join('<br>')}</td><td>${permitted(a.permitted)}</td><td>${esc(a.basis)}</td></tr>`,
+      `<tr class="${killedActions.has(a.event_id) || trippedBy.has(a.event_id) ? 'kill' : ''}" data-event-id="${esc(a.event_id)}"><td>${a.seq}</td><td>${esc(a.occurred_at)}</td><td>${esc(a.tool)}</td><td>${esc(a.action_class)}</td><td>${esc(a.status)}</td><td>${a.amount_usd === null ? '' : esc(usd(a.amount_usd))}</td><td>${a.policy ? `${esc(a.policy.policy_id)}: ${esc(a.policy.decision)}` : '<span class="none">none</span>'}</td><td>${a.approval ? `${esc(a.approval.decision ?? 'requested')}${a.approval.approver ? ` by ${esc(who(a.approval.approver))}` : ''}` : ''}</td><td>${evidenceCell(a.evidence, byId)}</td><td>${permitted(a.permitted)}</td><td>${esc(a.basis)}</td></tr>`,
   )
   .join('\n')}
 </tbody></table>

@@ -31,21 +31,23 @@ export function createReportStore(ch: LedgerClickHouse, options: ReportStoreOpti
     })
 
   return {
-    /** The run's chain in seq order, as far as it is contiguous from seq 0. */
-    async chain(tenant: string, runId: string): Promise<ChainedEvent[]> {
+    /** The run's chain in seq order, as far as it is contiguous from seq 0, with each event's stored canonical JSON. */
+    async chain(tenant: string, runId: string): Promise<{ events: ChainedEvent[]; canonical: string[] }> {
       const rows = await query<{ seq: string | number; event_hash: string; chain_hash: string; payload: string }>(
         `SELECT seq, event_hash, chain_hash, payload FROM ${db}.notary_chain FINAL WHERE tenant = {tenant:String} AND run_id = {run:String} ORDER BY seq LIMIT {n:UInt32}`,
         { tenant, run: runId, n: options.maxEvents + 1 },
       )
       if (rows.length > options.maxEvents) throw new LedgerError('LEDGER_ERR_QUERY_LIMIT', `the run has more than ${options.maxEvents} events, more than one report carries`)
-      const out: ChainedEvent[] = []
+      const events: ChainedEvent[] = []
+      const canonical: string[] = []
       for (const r of rows) {
         const seq = Number(r.seq)
         // A gap means the sink has not written every link yet: the report stops before it.
-        if (seq !== out.length) break
-        out.push({ seq, event_hash: r.event_hash, chain_hash: r.chain_hash, event: JSON.parse(r.payload) as Record<string, unknown> })
+        if (seq !== events.length) break
+        events.push({ seq, event_hash: r.event_hash, chain_hash: r.chain_hash, event: JSON.parse(r.payload) as Record<string, unknown> })
+        canonical.push(r.payload)
       }
-      return out
+      return { events, canonical }
     },
 
     /** The digests that covered a head of the run: digest seq and covered chain seq. */

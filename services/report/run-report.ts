@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto'
+import { canonicalJson } from '../shared/canonical-json.ts'
 import { DIMENSIONS, limitsFromSnapshot, usageOf, type Dimension } from '../../stream-processors/budget/domain/budget-reducer.ts'
 import type { LedgerEventView } from '../../stream-processors/domain-event.ts'
-import { genesisHash } from '../../stream-processors/notary/domain/chain.ts'
+import { eventHash, genesisHash } from '../../stream-processors/notary/domain/chain.ts'
 import { proveHead, type DigestBody, type DigestHead, type HeadProof } from '../../stream-processors/notary/domain/digest.ts'
 import { buildLineage } from '../query/action-lineage.ts'
 import { eventRefOf, planRunLineage } from './run-lineage.ts'
@@ -101,7 +103,8 @@ export interface ActionRow {
   policy: { event_id: string; policy_id: unknown; bundle_revision: unknown; decision: unknown; linked_by: string } | null
   approval: { approval_id: unknown; requested_event_id: string | null; decided_event_id: string | null; decision: unknown; approver: unknown } | null
   proposed_by: { event_id: string; model: unknown; linked_by: string } | null
-  evidence: { event_id: string; source: unknown; document_ids: unknown; linked_by: string }[]
+  /** The retrievals behind the action, by event id (their content is in the chain): on its causation chain, or else the latest before it. */
+  evidence: { linked_by: 'causation_chain' | 'preceding' | null; event_ids: string[] }
   overrides: string[]
   kill_switch: string[]
 }
@@ -251,7 +254,8 @@ export function deriveSections(tenant: string, runId: string, chain: readonly Ch
     const plan = plans.get(id)
     if (plan === undefined) continue
     const kills = killsByEvent.get(id) ?? []
-    const doc = buildLineage(plan, payloads, { outcome: run.outcome, killSwitch: kills as unknown as Json[] })
+    // Evidence is listed by id below, so the document is built without copying every retrieval.
+    const doc = buildLineage({ ...plan, evidence: [] }, payloads, { outcome: run.outcome, killSwitch: kills as unknown as Json[] })
     const decision = doc.policy.decision
     const requested = doc.policy.approval?.requested ?? null
     const decided = doc.policy.approval?.decided ?? null
@@ -279,7 +283,7 @@ export function deriveSections(tenant: string, runId: string, chain: readonly Ch
               approver: decided?.approver ?? null,
             },
       proposed_by: proposer === null ? null : { event_id: String(proposer.event_id), model: proposer.model ?? null, linked_by: String(proposer.linked_by) },
-      evidence: doc.evidence.retrieved.map((r) => ({ event_id: String(r.event_id), source: r.source ?? null, document_ids: r.document_ids ?? null, linked_by: String(r.linked_by) })),
+      evidence: { linked_by: plan.evidence[0]?.linkedBy ?? null, event_ids: plan.evidence.map((e) => e.ref.event_id) },
       overrides: doc.evidence.overrides.map((o) => String(o.event_id)),
       kill_switch: kills.map((k) => k.record_id),
     })
@@ -371,4 +375,26 @@ export function digestTrail(digests: readonly StoredDigest[], runId: string, ava
     digests: withProofs.slice(first, last + 1).map((x) => ({ body: x.d.body, signature: x.d.signature, covers: x.covers ?? null })),
     coveredThrough: withProofs[last]!.covers!.seq,
   }
+}
+
+/**
+ * `canonicalJson(report)`, faster: each chained event whose stored canonical JSON (`stored[i]`, as
+ * ClickHouse holds it) hashes to its `event_hash` is spliced in as it is instead of being
+ * serialized again; those bytes are exactly what the notary hashed, so the result is the same.
+ * An event whose stored text does not match its hash is serialized from the parsed object.
+ */
+export function canonicalReportJson(report: RunReport, stored?: readonly string[]): string {
+  if (stored === undefined) return canonicalJson(report)
+  const nonce = randomBytes(12).toString('hex')
+  const spliced: (string | undefined)[] = []
+  const chain = report.integrity.chain.map((c, i) => {
+    const text = stored[i]
+    if (text === undefined || eventHash(text) !== c.event_hash) return c
+    spliced[i] = text
+    return { ...c, event: `\u0000${nonce}:${i}` as unknown as Json }
+  })
+  const json = canonicalJson({ ...report, integrity: { ...report.integrity, chain } })
+  // The placeholder as JSON text: a quoted string starting with the escaped NUL and a random nonce.
+  const marker = JSON.stringify(`\u0000${nonce}:`).slice(0, -1).replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')
+  return json.replace(new RegExp(`${marker}(\\d+)"`, 'g'), (_, i: string) => spliced[Number(i)]!)
 }

@@ -5,7 +5,7 @@ import { renderReportCsv } from '../../services/report/report-csv.ts'
 import { renderReportHtml } from '../../services/report/report-html.ts'
 import { verifyRunReport } from '../../services/report/report-verifier.ts'
 import { eventRefOf, planRunLineage } from '../../services/report/run-lineage.ts'
-import { deriveSections, type ControlEntry, type RunReport } from '../../services/report/run-report.ts'
+import { canonicalReportJson, deriveSections, type ControlEntry, type RunReport } from '../../services/report/run-report.ts'
 import { canonicalJson } from '../../services/shared/canonical-json.ts'
 import { eventHash, genesisHash, linkHash } from '../../stream-processors/notary/domain/chain.ts'
 import { createSigner, type DigestRecord } from '../../stream-processors/notary/domain/digest.ts'
@@ -71,6 +71,7 @@ describe('the run report', () => {
     assert.deepEqual([refund.approval?.decision, refund.approval?.decided_event_id, refund.approval?.requested_event_id], ['granted', a[7]!.event_id, a[6]!.event_id])
     assert.deepEqual(refund.approval?.approver, { type: 'user', id: 'u-7' })
     assert.equal(refund.proposed_by?.event_id, a[1]!.event_id)
+    assert.deepEqual(refund.evidence, { linked_by: 'causation_chain', event_ids: [a[3]!.event_id] })
     const read = report.actions.find((x) => x.tool === 'zendesk.read_ticket')!
     assert.equal(read.permitted, null)
     const cost = Object.fromEntries(report.cost.budget.map((b) => [b.dimension, b]))
@@ -81,6 +82,19 @@ describe('the run report', () => {
     assert.equal(report.integrity.pending_events, 0)
     assert.ok(report.integrity.digests.length >= 2, 'the run was covered by several digests as it grew')
     assert.ok(report.integrity.digests.every((d) => d.body.tenant === 'acme'), "another tenant's digests never appear")
+  })
+
+  test('splicing stored canonical events gives exactly the canonical JSON; a stored text that does not match its hash is not used', () => {
+    const events = refundRunEvents({ runId: 'run-splice' })
+    events[3] = { ...events[3]!, source: 'zendesk \u0000 "quoted" \\ ünïcode' }
+    const { links, digests } = notarize(events, keys.signer)
+    const report = reportOf('acme', 'run-splice', links, digests)
+    const stored = report.integrity.chain.map((c) => canonicalJson(c.event))
+    assert.equal(canonicalReportJson(report, stored), canonicalJson(report))
+    const forged = [...stored]
+    forged[2] = forged[2]!.replace('zendesk.read_ticket', 'zendesk.delete_ticket')
+    const text = canonicalReportJson(report, forged)
+    assert.equal(text, canonicalJson(report), 'the stored text that does not hash to event_hash is not spliced in')
   })
 
   test('the batch lineage planner makes exactly the plans planLineage makes, for every action', () => {
