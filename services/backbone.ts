@@ -127,9 +127,19 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
     }
 
     // 4b. The notary: per-run hash chains and signed digests (unless it runs as its own deployment).
+    let notaryFailure: Error | undefined
     if (config.LEDGER_NOTARY_ENABLED) {
       const key = loadNotaryKey(config, dataDir, logger)
-      const notary = await startNotary({ kafka, registryUrl, topicPrefix: config.LEDGER_TOPIC_PREFIX, key, digestIntervalMs: config.LEDGER_NOTARY_DIGEST_INTERVAL_MS, sessionTimeoutMs: config.LEDGER_PROCESSOR_SESSION_TIMEOUT_MS, logger })
+      const notary = await startNotary({
+        kafka,
+        registryUrl,
+        topicPrefix: config.LEDGER_TOPIC_PREFIX,
+        key,
+        digestIntervalMs: config.LEDGER_NOTARY_DIGEST_INTERVAL_MS,
+        sessionTimeoutMs: config.LEDGER_PROCESSOR_SESSION_TIMEOUT_MS,
+        logger,
+        onFatal: (err) => (notaryFailure = err),
+      })
       stack.push({ name: 'notary', stop: () => notary.stop() })
       endpoints.notary = `signing key ${key.signer.fingerprint} (${key.file ?? key.source}), a digest every ${config.LEDGER_NOTARY_DIGEST_INTERVAL_MS} ms`
     }
@@ -174,6 +184,9 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
           const res = await fetch(`${registryUrl}/subjects`, { signal: AbortSignal.timeout(1_500) })
           return { ok: res.ok, target: registryUrl, ...(res.ok ? {} : { error: `HTTP ${res.status}` }) }
         },
+        ...(config.LEDGER_NOTARY_ENABLED
+          ? { notary: async () => ({ ok: notaryFailure === undefined, target: 'hash chains and signed digests', ...(notaryFailure ? { error: `stopped consuming: ${notaryFailure.message}; restart the backbone` } : {}) }) }
+          : {}),
         clickhouse: async () => ({ ok: await clickhouse.ping(), target: clickhouse.mode === 'embedded' ? 'chDB (embedded)' : String(config.LEDGER_CLICKHOUSE_URL) }),
         ...(sink
           ? {
