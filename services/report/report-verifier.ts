@@ -3,7 +3,7 @@ import { canonicalJson } from '../shared/canonical-json.ts'
 import { eventHash, genesisHash, linkHash } from '../../stream-processors/notary/domain/chain.ts'
 import { keyFingerprint, leafData, signatureValid, type DigestBody, type HeadProof } from '../../stream-processors/notary/domain/digest.ts'
 import { verifyInclusion } from '../../stream-processors/notary/domain/merkle.ts'
-import { deriveSections, REPORT_FORMAT, type ChainedEvent, type ControlEntry, type ReportDigest } from './run-report.ts'
+import { ALGORITHM, deriveSections, NOT_COVERED, REPORT_FORMAT, REPORT_VERSION, type ChainedEvent, type ControlEntry, type ReportDigest } from './run-report.ts'
 
 /**
  * The offline verifier: checks a JSON run report with nothing but the notary's public key, which
@@ -61,6 +61,16 @@ const fail = (problem: VerificationProblem): never => {
   throw new Failure(problem)
 }
 
+/** Fails unless `o` has exactly these members: a renamed or extra member is not silently ignored. */
+function exactKeys(o: Json, keys: readonly string[], where: string): void {
+  const have = Object.keys(o).sort()
+  const want = [...keys].sort()
+  if (have.length !== want.length || have.some((k, i) => k !== want[i])) {
+    const odd = have.filter((k) => !want.includes(k)).concat(want.filter((k) => !have.includes(k)))
+    fail({ code: 'format', message: `${where}: unexpected or missing member ${odd.map((k) => JSON.stringify(k)).join(', ')}` })
+  }
+}
+
 const eventName = (e: unknown, seq: number) => `event ${isObj(e) && typeof e.event_id === 'string' ? e.event_id : '(no id)'} (seq ${seq}${isObj(e) && typeof e.type === 'string' ? `, ${e.type}` : ''})`
 
 export function verifyRunReport(report: unknown, publicKey: KeyObject): VerificationResult {
@@ -78,9 +88,12 @@ export function verifyRunReport(report: unknown, publicKey: KeyObject): Verifica
 
 function verify(report: unknown, publicKey: KeyObject, fingerprint: string, checked: VerificationResult['checked'], notes: string[]): void {
   if (!isObj(report) || report.format !== REPORT_FORMAT) fail({ code: 'format', message: `not an Agent Ledger run report (format is not "${REPORT_FORMAT}")` })
+  if ((report as Json).version !== REPORT_VERSION) fail({ code: 'format', message: `report version ${String((report as Json).version)}; this verifier reads version ${REPORT_VERSION}` })
   const r = report as Json
   if (!isObj(r.integrity) || !Array.isArray(r.integrity.chain) || !Array.isArray(r.integrity.digests)) fail({ code: 'format', message: 'the report has no integrity section with a chain and digests' })
   const integrity = r.integrity as Json
+  exactKeys(r, ['format', 'version', 'generated_at', 'run', 'timeline', 'actions', 'cost', 'control', 'integrity'], 'the report')
+  exactKeys(integrity, ['algorithm', 'tenant', 'run_id', 'genesis', 'chain', 'head', 'covering_digest', 'key_fingerprint', 'digests', 'pending_events', 'not_covered'], 'integrity')
   const { chain, digests } = integrity as { chain: unknown[]; digests: unknown[] }
 
   // 1. Digests: the given key signed each one, each follows the one before, and each that covers
@@ -91,6 +104,7 @@ function verify(report: unknown, publicKey: KeyObject, fingerprint: string, chec
   let previous: { seq: number; signature: string } | undefined
   for (const [i, d] of digests.entries()) {
     if (!isObj(d) || !isObj(d.body) || typeof d.signature !== 'string') fail({ code: 'format', message: `integrity.digests[${i}]: not a digest (body and signature)` })
+    exactKeys(d as Json, ['body', 'signature', 'covers'], `integrity.digests[${i}]`)
     const { body, signature, covers } = d as { body: DigestBody; signature: string; covers: HeadProof | null }
     const seq = body.seq
     if (body.key_fingerprint !== fingerprint) {
@@ -108,6 +122,7 @@ function verify(report: unknown, publicKey: KeyObject, fingerprint: string, chec
       if (!isObj(covers) || typeof covers.run_id !== 'string' || !Number.isInteger(covers.seq) || typeof covers.head !== 'string' || !Array.isArray(covers.proof)) {
         fail({ code: 'format', digest: seq, message: `digest #${seq}: covers is not a head with a proof` })
       }
+      exactKeys(covers as unknown as Json, ['run_id', 'seq', 'head', 'leaf_index', 'proof'], `integrity.digests[${i}].covers`)
       if (!verifyInclusion(leafData(covers), covers.leaf_index, body.heads_count, covers.proof, body.heads_root)) {
         fail({ code: 'bad_proof', digest: seq, message: `digest #${seq} does not sign the head it is said to cover (run ${covers.run_id}, seq ${covers.seq}): the Merkle proof fails` })
       }
@@ -131,6 +146,7 @@ function verify(report: unknown, publicKey: KeyObject, fingerprint: string, chec
   let vouchedThrough = -1
   for (const [i, c] of chain.entries()) {
     if (!isObj(c) || !isObj(c.event) || typeof c.event_hash !== 'string' || typeof c.chain_hash !== 'string') fail({ code: 'format', seq: i, message: `integrity.chain[${i}]: not a chained event (seq, event_hash, chain_hash, event)` })
+    exactKeys(c as Json, ['seq', 'event_hash', 'chain_hash', 'event'], `integrity.chain[${i}]`)
     const entry = c as unknown as ChainedEvent
     const name = eventName(entry.event, entry.seq)
     const id = typeof entry.event.event_id === 'string' ? entry.event.event_id : undefined
@@ -177,19 +193,23 @@ function verify(report: unknown, publicKey: KeyObject, fingerprint: string, chec
   if (!isObj(integrity.head) || integrity.head.chain_hash !== prev || integrity.head.seq !== chain.length - 1 || integrity.genesis !== genesisHash(tenant!, runId!)) {
     fail({ code: 'derived_mismatch', message: 'integrity.head or integrity.genesis does not match the recomputed chain' })
   }
+  const covering = signedHeads.get(lastSigned)!.digest
+  const said = { covering_digest: integrity.covering_digest, key_fingerprint: integrity.key_fingerprint, algorithm: integrity.algorithm, not_covered: integrity.not_covered }
+  const path = firstDifference(said, { covering_digest: covering, key_fingerprint: fingerprint, algorithm: ALGORITHM, not_covered: NOT_COVERED }, 'integrity')
+  if (path !== undefined) fail({ code: 'derived_mismatch', message: `${path} in the report does not match its signed digests or this format's definitions` })
 
   // 3. Every section derived from the events must be what the events say.
   const control = Array.isArray(r.control) ? (r.control as ControlEntry[]) : fail({ code: 'format', message: 'the report has no control section' })
   const derived = deriveSections(tenant!, runId!, chain as ChainedEvent[], control)
   for (const section of ['run', 'timeline', 'actions', 'cost'] as const) {
-    const path = firstDifference(r[section], derived[section], section)
-    if (path !== undefined) fail({ code: 'derived_mismatch', message: `${path} in the report does not follow from its signed events (it was edited after the report was made)` })
+    const diff = firstDifference(r[section], derived[section], section)
+    if (diff !== undefined) fail({ code: 'derived_mismatch', message: `${diff} in the report does not follow from its signed events (it was edited after the report was made)` })
   }
   notes.push('The control section (kill-switch decisions and budget alerts) is not covered by the chain or the signatures.')
   if (typeof integrity.pending_events === 'number' && integrity.pending_events > 0) notes.push(`${integrity.pending_events} later events were not yet signed when the report was made and are not in it.`)
 }
 
-/** The path of the first difference between two JSON values, or undefined when equal. */
+/** The path of the first difference between two JSON values, or undefined when equal (a missing member differs from null). */
 function firstDifference(a: unknown, b: unknown, path: string): string | undefined {
   if (Array.isArray(a) && Array.isArray(b)) {
     for (let i = 0; i < Math.max(a.length, b.length); i++) {
@@ -199,13 +219,14 @@ function firstDifference(a: unknown, b: unknown, path: string): string | undefin
     return undefined
   }
   if (isObj(a) && isObj(b)) {
+    const has = (o: Json, k: string) => Object.hasOwn(o, k) && o[k] !== undefined
     for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
+      if (has(a, k) !== has(b, k)) return `${path}.${k}`
       const d = firstDifference(a[k], b[k], `${path}.${k}`)
       if (d !== undefined) return d
     }
     return undefined
   }
-  // Compared as JSON, so undefined and a missing member are the same.
-  return canonicalJson(a ?? null) === canonicalJson(b ?? null) ? undefined : path
+  if (a === undefined || b === undefined) return a === b ? undefined : path
+  return canonicalJson(a) === canonicalJson(b) ? undefined : path
 }
-

@@ -151,7 +151,7 @@ export const ALGORITHM = {
   key_fingerprint: 'sha256: + hex sha256 of the raw 32-byte Ed25519 public key',
 }
 
-const NOT_COVERED = 'The control section (kill-switch decisions and budget alerts) comes from the control topic; it is not in the hash chain and the signatures do not cover it.'
+export const NOT_COVERED = 'The control section (kill-switch decisions and budget alerts) comes from the control topic; it is not in the hash chain and the signatures do not cover it.'
 
 const iso = (ms: unknown) => (typeof ms === 'number' && Number.isFinite(ms) ? new Date(ms).toISOString() : null)
 const str = (v: unknown) => (typeof v === 'string' ? v : null)

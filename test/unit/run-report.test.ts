@@ -177,6 +177,37 @@ describe('the offline verifier', () => {
     })
   })
 
+  test('any single byte flipped anywhere outside the parts the signatures do not cover makes the report fail, and nothing makes the verifier throw', () => {
+    const { report } = fixture()
+    const text = canonicalJson(report)
+    // Not covered, by design: when the report was made, the control section, and how many events were still unsigned.
+    const span = (from: string, to: string) => [text.indexOf(from), text.indexOf(to, text.indexOf(from))] as const
+    const free = [span('"control":', ',"cost":'), span('"generated_at":', ',"integrity":'), span('"pending_events":', ',"run_id":')]
+    // 2,000 random flips; LEDGER_VERIFIER_FLIPS=all tries every bit of every byte (about a minute).
+    const rnd = mulberry32(99)
+    const flips: [number, number][] =
+      process.env.LEDGER_VERIFIER_FLIPS === 'all'
+        ? Array.from({ length: text.length * 7 }, (_, i) => [Math.floor(i / 7), i % 7])
+        : Array.from({ length: 2_000 }, () => [Math.floor(rnd() * text.length), Math.floor(rnd() * 7)])
+    let checked = 0
+    for (const [at, bit] of flips) {
+      if (free.some(([a, b]) => at >= a && at < b)) continue
+      const flipped = text.slice(0, at) + String.fromCharCode(text.charCodeAt(at) ^ (1 << bit)) + text.slice(at + 1)
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(flipped)
+      } catch {
+        continue
+      }
+      // A flip that changed no value (a 17th digit a double does not hold) is not tampering.
+      if (canonicalJson(parsed) === text) continue
+      const result = verifyRunReport(parsed, keys.publicKey)
+      assert.equal(result.ok, false, `a flip at ${at} (${JSON.stringify(text.slice(at - 30, at + 10))}) was not detected`)
+      checked += 1
+    }
+    assert.ok(checked > 500, `${checked} flips checked`)
+  })
+
   test('deleting an event is detected and names where', () => {
     const { report } = fixture()
     const r = clone(report) as Json

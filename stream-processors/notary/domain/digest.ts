@@ -78,7 +78,11 @@ export function createSigner(privateKey: KeyObject): Signer {
 
 export function signatureValid(body: DigestBody, signature: string, publicKey: KeyObject): boolean {
   try {
-    return verify(null, Buffer.from(canonicalJson(body)), publicKey, Buffer.from(signature, 'base64'))
+    // Only the canonical base64 of 64 bytes: Node's decoder skips stray characters and ignores the
+    // last character's unused bits, so other spellings of the same bytes would pass as the same signature.
+    const bytes = Buffer.from(signature, 'base64')
+    if (bytes.length !== 64 || bytes.toString('base64') !== signature) return false
+    return verify(null, Buffer.from(canonicalJson(body)), publicKey, bytes)
   } catch {
     return false
   }
