@@ -13,6 +13,8 @@ export interface TopicDefinition {
   cleanupPolicy: 'delete' | 'compact'
   /** -1 keeps records forever. */
   retentionMs: number
+  /** The topic's `max.message.bytes`, when its records can be larger than the broker's default (1 MiB). */
+  maxMessageBytes?: number
   purpose: string
 }
 
@@ -74,6 +76,9 @@ export const TOPICS = {
     cleanupPolicy: 'compact',
     retentionMs: -1,
     purpose: "The notary's per-run hash chain: one link per audit event (canonical JSON, with the event it hashes), keyed tenant/run/seq, on the partition number of its event.",
+    // A link carries its event as JSON, larger than the event's Avro: an event near the 1 MiB limit
+    // must not become a link the broker refuses (the notary would stop on it).
+    maxMessageBytes: 8 * 1024 * 1024,
   },
   notaryDigests: {
     name: 'ledger.digests.v1',
@@ -111,6 +116,7 @@ function toKafkaConfig(def: TopicDefinition, name: string): ITopicConfig {
       { name: 'cleanup.policy', value: def.cleanupPolicy },
       { name: 'retention.ms', value: String(def.retentionMs) },
       ...(def.cleanupPolicy === 'compact' ? [{ name: 'min.cleanable.dirty.ratio', value: '0.1' }] : []),
+      ...('maxMessageBytes' in def && def.maxMessageBytes !== undefined ? [{ name: 'max.message.bytes', value: String(def.maxMessageBytes) }] : []),
     ],
   }
 }

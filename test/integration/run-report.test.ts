@@ -152,6 +152,29 @@ test('a duplicate record of an event is chained where it appears and flagged; th
   assert.equal(verifyRunReport(withDup, key.publicKey).ok, true)
 })
 
+test('an event whose link is larger than the broker default of 1 MiB is chained, signed and reported', async () => {
+  // 600,000 quotes: 600 kB of Avro, 1.2 MB as JSON once escaped, so the link is over 1 MiB.
+  const codec = await createEventCodec({ registryUrl: gw.registryUrl, topic: gw.topic })
+  const big: Record<string, unknown> = { ...report.integrity.chain[2]!.event, event_id: '01JDQ0ZK4N8W2Y3X5V6T7R8BIG', run_id: 'run-big-link', step: 0, arguments: '"'.repeat(600_000) }
+  const schema = eventSchemas().get(String(big.type))!
+  const producer = gw.kafka.producer({ idempotent: true })
+  await producer.connect()
+  await producer.send({ topic: gw.topic, acks: -1, messages: [{ key: 'run-big-link', value: codec.encode(String(big.type), toAvroRecord(schema, big, 'acme', Date.now())) }] })
+  await producer.disconnect()
+  const text = await waitFor(
+    async () => {
+      const r = await get('/v1/runs/run-big-link/report')
+      return r.status === 200 ? r.text : undefined
+    },
+    30_000,
+    'the big event to be chained, signed and stored',
+  )
+  assert.ok(text.length > 1_200_000)
+  const bigReport = JSON.parse(text) as RunReport
+  assert.equal(bigReport.integrity.chain[0]!.event.arguments, big.arguments)
+  assert.equal(verifyRunReport(bigReport, key.publicKey).ok, true)
+})
+
 test('the report and verify CLIs: a fetched report verifies, an edited one fails naming the event', async () => {
   const dir = scratchDir('report-cli')
   const tsx = path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx')
