@@ -6,8 +6,12 @@ import type { TimeRange } from './query-params.ts'
 /**
  * Every ClickHouse query of the query API, parameterized (values are bound, never spliced), each
  * scoped to one tenant, each under the configured time and size limits. Times go in and come out
- * as epoch milliseconds. Reads that must not count a row twice use FINAL (ReplacingMergeTree
- * merges duplicates only eventually).
+ * as epoch milliseconds.
+ *
+ * Reading ReplacingMergeTree correctly: a row delivered twice (should the sink's insert tokens
+ * ever miss) sits in two parts until a merge, and both copies are identical. Reads collapse them
+ * with `LIMIT 1 BY <id>` rather than FINAL: the same answer, without FINAL's merge of every part
+ * the key range touches (measured at 100M events: FINAL doubled a run timeline's median).
  */
 export interface LineageStoreOptions {
   timeoutMs: number
@@ -81,14 +85,14 @@ export function createLineageStore(ch: LedgerClickHouse, options: LineageStoreOp
       if (filters.principal !== undefined) (where.push('principal_id = {principal:String}'), (params.principal = filters.principal))
       if (filters.principal_type !== undefined) (where.push('principal_type = {ptype:String}'), (params.ptype = filters.principal_type))
       if (filters.outcome === 'running') where.push(`run_id NOT IN (SELECT run_id FROM ${db}.run_endings WHERE tenant = {tenant:String})`)
-      else if (filters.outcome !== undefined) (where.push(`run_id IN (SELECT run_id FROM ${db}.run_endings FINAL WHERE tenant = {tenant:String} AND outcome = {outcome:String})`), (params.outcome = filters.outcome))
+      else if (filters.outcome !== undefined) (where.push(`run_id IN (SELECT run_id FROM ${db}.run_endings WHERE tenant = {tenant:String} AND outcome = {outcome:String})`), (params.outcome = filters.outcome))
       if (after !== undefined) (where.push('(started_at, run_id) < (fromUnixTimestamp64Milli({ct:Int64}), {cr:String})'), (params.ct = after[0]), (params.cr = after[1]))
-      const rows = await query(`SELECT ${runColumns} FROM ${db}.runs FINAL WHERE ${where.join(' AND ')} ORDER BY started_at DESC, run_id DESC LIMIT {limit:UInt32}`, params)
+      const rows = await query(`SELECT ${runColumns} FROM ${db}.runs WHERE ${where.join(' AND ')} ORDER BY started_at DESC, run_id DESC LIMIT 1 BY run_id LIMIT {limit:UInt32}`, params)
       return rows.map(toRun)
     },
 
     async getRun(tenant: string, runId: string): Promise<RunRow | undefined> {
-      const rows = await query(`SELECT ${runColumns} FROM ${db}.runs FINAL WHERE tenant = {tenant:String} AND run_id = {run:String} LIMIT 1`, { tenant, run: runId })
+      const rows = await query(`SELECT ${runColumns} FROM ${db}.runs WHERE tenant = {tenant:String} AND run_id = {run:String} LIMIT 1`, { tenant, run: runId })
       return rows[0] === undefined ? undefined : toRun(rows[0])
     },
 
@@ -96,7 +100,7 @@ export function createLineageStore(ch: LedgerClickHouse, options: LineageStoreOp
     async endings(tenant: string, runIds: readonly string[]): Promise<Map<string, { outcome: string; ended_at: number; ended_event_id: string }>> {
       if (runIds.length === 0) return new Map()
       const rows = await query(
-        `SELECT run_id, outcome, toUnixTimestamp64Milli(ended_at) AS ended_ms, ended_event_id FROM ${db}.run_endings FINAL WHERE tenant = {tenant:String} AND run_id IN {runs:Array(String)}`,
+        `SELECT run_id, outcome, toUnixTimestamp64Milli(ended_at) AS ended_ms, ended_event_id FROM ${db}.run_endings WHERE tenant = {tenant:String} AND run_id IN {runs:Array(String)} ORDER BY ended_at LIMIT 1 BY run_id`,
         { tenant, runs: runIds },
       )
       return new Map(rows.map((r) => [String(r.run_id), { outcome: String(r.outcome), ended_at: ms(r.ended_ms), ended_event_id: String(r.ended_event_id) }]))
@@ -138,47 +142,44 @@ export function createLineageStore(ch: LedgerClickHouse, options: LineageStoreOp
       if (type !== undefined) (where.push('event_type = {type:String}'), (params.type = type))
       if (after !== undefined) (where.push('(step, event_id) > ({cs:UInt32}, {ce:String})'), (params.cs = after[0]), (params.ce = after[1]))
       const rows = await query<{ step: number; event_id: string; payload: string }>(
-        `SELECT step, event_id, payload FROM ${db}.events FINAL WHERE ${where.join(' AND ')} ORDER BY step, event_id LIMIT {limit:UInt32}`,
+        `SELECT step, event_id, payload FROM ${db}.events WHERE ${where.join(' AND ')} ORDER BY step, event_id LIMIT 1 BY event_id LIMIT {limit:UInt32}`,
         params,
       )
       return rows.map((r) => ({ step: Number(r.step), event_id: r.event_id, event: JSON.parse(r.payload) as Row }))
     },
 
-    /** Which run an event belongs to. */
-    async locate(tenant: string, eventId: string): Promise<{ run_id: string; event_type: string } | undefined> {
-      const rows = await query<{ run_id: string; event_type: string }>(`SELECT run_id, event_type FROM ${db}.event_locator FINAL WHERE tenant = {tenant:String} AND event_id = {id:String} LIMIT 1`, {
-        tenant,
-        id: eventId,
-      })
-      return rows[0]
-    },
-
-    /** The lineage-relevant columns of every event of a run (no payloads). */
-    async eventRefs(tenant: string, runId: string): Promise<EventRef[]> {
+    /**
+     * Everything lineage needs of the run an event belongs to, in one round trip: the run is found
+     * through event_locator (a primary-key look-up), then every event of the run with the
+     * lineage-relevant columns, and the stored JSON of all but the run's other tool calls (the
+     * bulk of a long run, which the document never shows). Empty when the event is not the
+     * tenant's.
+     */
+    async lineageEvents(tenant: string, eventId: string): Promise<{ refs: EventRef[]; payloads: Map<string, Row> }> {
       const rows = await query<Row>(
-        `SELECT event_id, parent_event_id, step, event_type, action_digest, subject_event_id, approval_id FROM ${db}.events FINAL WHERE tenant = {tenant:String} AND run_id = {run:String} LIMIT {max:UInt32}`,
-        { tenant, run: runId, max: options.maxRunEvents + 1 },
+        `SELECT event_id, parent_event_id, step, event_type, action_digest, subject_event_id, approval_id,
+                if(event_type = 'tool.call' AND event_id != {id:String}, '', payload) AS json
+         FROM ${db}.events
+         WHERE tenant = {tenant:String} AND run_id = (SELECT run_id FROM ${db}.event_locator WHERE tenant = {tenant:String} AND event_id = {id:String} LIMIT 1)
+         LIMIT 1 BY event_id
+         LIMIT {max:UInt32}`,
+        { tenant, id: eventId, max: options.maxRunEvents + 1 },
       )
       if (rows.length > options.maxRunEvents) throw new LedgerError('LEDGER_ERR_QUERY_LIMIT', `the run has more than ${options.maxRunEvents} events, more than lineage reads; use the timeline`)
-      return rows.map((r) => ({
-        event_id: String(r.event_id),
-        parent_event_id: String(r.parent_event_id),
-        step: Number(r.step),
-        event_type: String(r.event_type),
-        action_digest: String(r.action_digest),
-        subject_event_id: String(r.subject_event_id),
-        approval_id: String(r.approval_id),
-      }))
-    },
-
-    /** Stored JSON of the given events of a run, by id. */
-    async payloads(tenant: string, runId: string, ids: readonly string[]): Promise<Map<string, Row>> {
-      if (ids.length === 0) return new Map()
-      const rows = await query<{ event_id: string; payload: string }>(
-        `SELECT event_id, payload FROM ${db}.events FINAL WHERE tenant = {tenant:String} AND run_id = {run:String} AND event_id IN {ids:Array(String)} LIMIT {n:UInt32}`,
-        { tenant, run: runId, ids, n: ids.length },
-      )
-      return new Map(rows.map((r) => [r.event_id, JSON.parse(r.payload) as Row]))
+      const payloads = new Map<string, Row>()
+      const refs = rows.map((r): EventRef => {
+        if (r.json !== '') payloads.set(String(r.event_id), JSON.parse(String(r.json)) as Row)
+        return {
+          event_id: String(r.event_id),
+          parent_event_id: String(r.parent_event_id),
+          step: Number(r.step),
+          event_type: String(r.event_type),
+          action_digest: String(r.action_digest),
+          subject_event_id: String(r.subject_event_id),
+          approval_id: String(r.approval_id),
+        }
+      })
+      return { refs, payloads }
     },
 
     /** Tool calls in the range, newest first, with the filters; policy filters go through the decisions table. */
@@ -206,7 +207,7 @@ export function createLineageStore(ch: LedgerClickHouse, options: LineageStoreOp
       if (after !== undefined) (where.push('(occurred_at, event_id) < (fromUnixTimestamp64Milli({ct:Int64}), {ce:String})'), (params.ct = after[0]), (params.ce = after[1]))
       return query(
         `SELECT event_id, run_id, step, toUnixTimestamp64Milli(occurred_at) AS occurred_ms, agent_name, agent_version, principal_type, principal_id, tool, action_class, status, action_digest, amount_usd, parent_event_id
-         FROM ${db}.actions FINAL WHERE ${where.join(' AND ')} ORDER BY occurred_at DESC, event_id DESC LIMIT {limit:UInt32}`,
+         FROM ${db}.actions WHERE ${where.join(' AND ')} ORDER BY occurred_at DESC, event_id DESC LIMIT 1 BY event_id LIMIT {limit:UInt32}`,
         params,
       )
     },
@@ -216,10 +217,10 @@ export function createLineageStore(ch: LedgerClickHouse, options: LineageStoreOp
       if (runIds.length === 0 || digests.length === 0) return []
       return query(
         `SELECT event_id, run_id, step, event_type, action_digest, subject_event_id, policy_id, decision, decision_id, approval_id, principal_type, principal_id
-         FROM ${db}.events FINAL
+         FROM ${db}.events
          WHERE tenant = {tenant:String} AND run_id IN {runs:Array(String)} AND action_digest IN {digests:Array(String)}
            AND event_type IN ('policy.decision', 'approval.decided')
-         ORDER BY run_id, step LIMIT {n:UInt32}`,
+         ORDER BY run_id, step LIMIT 1 BY event_id LIMIT {n:UInt32}`,
         { tenant, runs: runIds, digests, n: 10_000 },
       )
     },
@@ -290,8 +291,8 @@ export function createLineageStore(ch: LedgerClickHouse, options: LineageStoreOp
       if (filters.trigger !== undefined) (where.push('trigger = {trigger:String}'), (params.trigger = filters.trigger))
       if (after !== undefined) (where.push('(occurred_at, record_id) < (fromUnixTimestamp64Milli({ct:Int64}), {cr:String})'), (params.ct = after[0]), (params.cr = after[1]))
       const rows = await query(
-        `SELECT kind, record_id, toUnixTimestamp64Milli(occurred_at) AS occurred_ms, payload FROM ${db}.control_events FINAL
-         WHERE ${where.join(' AND ')} ORDER BY occurred_at DESC, record_id DESC LIMIT {limit:UInt32}`,
+        `SELECT kind, record_id, toUnixTimestamp64Milli(occurred_at) AS occurred_ms, payload FROM ${db}.control_events
+         WHERE ${where.join(' AND ')} ORDER BY occurred_at DESC, record_id DESC LIMIT 1 BY kind, record_id LIMIT {limit:UInt32}`,
         params,
       )
       return rows.map((r) => ({ kind: r.kind, record_id: r.record_id, occurred_at: ms(r.occurred_ms), record: JSON.parse(String(r.payload)) as Row }))
@@ -300,7 +301,7 @@ export function createLineageStore(ch: LedgerClickHouse, options: LineageStoreOp
     /** Kill-switch decisions an event tripped. */
     async killsTrippedBy(tenant: string, runId: string, eventId: string): Promise<Row[]> {
       const rows = await query(
-        `SELECT payload FROM ${db}.control_events FINAL WHERE tenant = {tenant:String} AND run_id = {run:String} AND tripping_event_id = {id:String} ORDER BY occurred_at, record_id LIMIT 100`,
+        `SELECT payload FROM ${db}.control_events WHERE tenant = {tenant:String} AND run_id = {run:String} AND tripping_event_id = {id:String} ORDER BY occurred_at, record_id LIMIT 1 BY kind, record_id LIMIT 100`,
         { tenant, run: runId, id: eventId },
       )
       return rows.map((r) => JSON.parse(String(r.payload)) as Row)

@@ -118,16 +118,16 @@ export const queryRoutes: FastifyPluginAsync<QueryDeps> = async (app, deps) => {
   app.get('/v1/actions/:eventId/lineage', { preHandler: readers }, async (req) => {
     const tenant = tenantOf(req)
     const eventId = eventIdParam((req.params as { eventId: string }).eventId)
-    const located = await store.locate(tenant, eventId)
-    if (located === undefined) throw notFound('event', eventId)
-    if (located.event_type !== 'tool.call') {
-      throw new LedgerError('LEDGER_ERR_BAD_REQUEST', `eventId: ${eventId} is a ${located.event_type} event; lineage is for actions (tool.call events)`, { context: { field: 'eventId' } })
-    }
-    const refs = await store.eventRefs(tenant, located.run_id)
+    const { refs, payloads } = await store.lineageEvents(tenant, eventId)
     const plan = planLineage(refs, eventId)
     if (plan === undefined) throw notFound('event', eventId)
-    const [payloads, endings, kills] = await Promise.all([store.payloads(tenant, located.run_id, plan.ids), store.endings(tenant, [located.run_id]), store.killsTrippedBy(tenant, located.run_id, eventId)])
-    return buildLineage(plan, payloads, { outcome: endings.get(located.run_id)?.outcome ?? 'running', killSwitch: kills })
+    if (plan.action.event_type !== 'tool.call') {
+      throw new LedgerError('LEDGER_ERR_BAD_REQUEST', `eventId: ${eventId} is a ${plan.action.event_type} event; lineage is for actions (tool.call events)`, { context: { field: 'eventId' } })
+    }
+    const runId = String(payloads.get(eventId)?.run_id ?? '')
+    const ended = refs.find((r) => r.event_type === 'run.ended')
+    const outcome = ended === undefined ? 'running' : String(payloads.get(ended.event_id)?.outcome ?? 'running')
+    return buildLineage(plan, payloads, { outcome, killSwitch: await store.killsTrippedBy(tenant, runId, eventId) })
   })
 
   /** `GET /v1/actions`: search actions by principal, tool, policy, decision, status and time, newest first. */

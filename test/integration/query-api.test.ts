@@ -250,3 +250,17 @@ test('the compliance CLI answers the same questions as tables, and as JSON', asy
   await assert.rejects(cli('actions', '--decision', 'maybe'), (err: Error & { stderr: string; code: number }) => err.code === 1 && /400 LEDGER_ERR_BAD_REQUEST: query\.decision/.test(err.stderr))
   await assert.rejects(cli('frobnicate'), (err: Error & { code: number }) => err.code === 2)
 })
+
+test('a row stored twice (ReplacingMergeTree before its merge) is read once everywhere', async () => {
+  const db = ch.database
+  // Copy the run's rows into a second part, as an at-least-once redelivery without a token would.
+  await ch.command(`INSERT INTO ${db}.events SELECT * FROM ${db}.events WHERE tenant = 'acme' AND run_id = {r:String}`, { r: refund.runId })
+  const raw = await ch.query<{ n: string }>(`SELECT count() AS n FROM ${db}.events WHERE tenant = 'acme' AND run_id = {r:String}`, { r: refund.runId })
+  assert.equal(Number(raw[0]!.n), 20, 'two copies are stored')
+  const timeline = await get(`/v1/runs/${refund.runId}/timeline`)
+  assert.deepEqual(timeline.body.events.map((e: Json) => e.event_id), Object.values(refund.ids))
+  const lineage = await get(`/v1/actions/${refund.ids.refund}/lineage`)
+  assert.equal(lineage.body.evidence.retrieved.length, 1)
+  const actions = await get(`/v1/actions?tool=stripe.create_refund&principal=u-1042`)
+  assert.equal(actions.body.actions.filter((a: Json) => a.event_id === refund.ids.refund).length, 1)
+})
