@@ -7,6 +7,7 @@ import { createLogger } from '../../services/shared/log.ts'
 import { stopOnSignals } from '../../services/shared/shutdown.ts'
 import { startTelemetry } from '../../services/shared/telemetry.ts'
 import { resolveDataDir } from '../../infra/paths.ts'
+import { notarySinkSourcesFor } from '../notary/host.ts'
 import { startLineageSink } from './host.ts'
 
 /**
@@ -41,6 +42,8 @@ const sink = await startLineageSink({
   topicPrefix: config.LEDGER_TOPIC_PREFIX,
   maxBatchRecords: config.LEDGER_SINK_MAX_BATCH,
   lingerMs: config.LEDGER_SINK_LINGER_MS,
+  // The notary's chains and digests are stored too, as in npm start.
+  extraSources: notarySinkSourcesFor(config.LEDGER_TOPIC_PREFIX),
   sessionTimeoutMs: config.LEDGER_SINK_SESSION_TIMEOUT_MS,
   logger,
 })
