@@ -104,25 +104,41 @@ export function createProcessorRunner<S, O>(options: ProcessorRunnerOptions<S, O
     }
     if (last === undefined) return
     const changelog = store.drain()
+    // A transaction that does not finish is logged every 10 s with the step it is on: a stuck
+    // processor is otherwise silent (its consumer just stops committing).
+    let step = 'begin'
+    const txnStarted = Date.now()
+    const watchdog = setInterval(() => log.warn('a batch transaction is taking long', { step, ms: Date.now() - txnStarted, topic: batch.topic, partition: batch.partition, events: batch.messages.length }), 10_000)
     const txn = await producer.transaction()
     try {
-      for (const [topic, messages] of byTopic(outputs)) await txn.send({ topic, messages })
-      if (deadLetters.length > 0) await txn.send({ topic: options.deadLetterTopic, messages: deadLetters })
+      for (const [topic, messages] of byTopic(outputs)) {
+        step = `send ${topic}`
+        await txn.send({ topic, messages })
+      }
+      if (deadLetters.length > 0) {
+        step = 'send dead letters'
+        await txn.send({ topic: options.deadLetterTopic, messages: deadLetters })
+      }
       if (changelog.length > 0) {
+        step = 'send changelog'
         await txn.send({ topic: options.changelogTopic, messages: changelog.map((r) => ({ key: r.key, value: r.value === null ? null : JSON.stringify(r.value) })) })
       }
       const offsets = { consumerGroupId: options.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }] }] }
       // kafkajs retries CONCURRENT_TRANSACTIONS on sends but not on AddOffsetsToTxn, which is the
       // first request of a transaction when a batch wrote nothing else.
+      step = 'send offsets'
       await retryConcurrentTransactions(() => txn.sendOffsets(offsets))
+      step = 'commit'
       await txn.commit()
     } catch (err) {
       // The batch is redelivered from the last committed offset, so the store must forget what
       // this batch did to it, or the redelivery would be counted twice.
       store.rollback()
       await txn.abort().catch(() => undefined)
-      log.warn('a batch was rolled back; it is processed again', { topic: batch.topic, partition: batch.partition, offset: batch.messages[0]!.offset, error: err })
+      log.warn('a batch was rolled back; it is processed again', { topic: batch.topic, partition: batch.partition, offset: batch.messages[0]!.offset, step, error: err })
       throw err
+    } finally {
+      clearInterval(watchdog)
     }
     store.commit()
     stats.processed += Number(BigInt(last.offset) - BigInt(batch.messages[0]!.offset)) + 1
