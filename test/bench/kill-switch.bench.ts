@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { logLevel, type Kafka } from 'kafkajs'
@@ -27,14 +27,21 @@ import { benchBrokers, freePort, percentile, printTable } from './bench-stack.ts
  * 1. Processor throughput: synthetic agent runs produced straight to the events topic, then the processor process
  *    starts and reads them (three processors, each reads every event), beside three consume-only kafkajs consumer
  *    groups reading the same events in this process first (the baseline).
- * 2. Trip latency, under BENCH_BACKGROUND_EPS events/s of background load through the gateway: a run calls the same
- *    tool with the same arguments three times (the contract allows two); from the moment the agent emits the third
- *    call, guard() is called back to back until it refuses. BENCH_TRIPS trips, one after another.
+ * 2. Trip latency: a run calls the same tool with the same arguments three times (the contract allows two); from the
+ *    moment the agent emits the third call to guard() refusing it. BENCH_IDLE_TRIPS one at a time with no other load
+ *    (the baseline); then BENCH_TRIPS, BENCH_TRIP_CONCURRENCY at a time, under BENCH_BACKGROUND_EPS events/s of
+ *    background load through the gateway (for at most BENCH_LOADED_SECONDS: if the processors cannot keep up, each
+ *    trip waits longer than the last, and the run guard's growing lag is the figure that matters), and again under
+ *    BENCH_SUSTAINED_EPS.
  * 3. Budget overshoot: 32 workers share one run with a $1.00 limit; each calls guard(), "calls the model" for
  *    5–50 ms, then emits the call's cost; until guard() refuses. With reservations (guard() reserves the estimate)
  *    and without (the baseline: guard() only checks the run is not killed), BENCH_OVERSHOOT_RUNS runs per case.
  */
 const TRIPS = Number(process.env.BENCH_TRIPS ?? 1_000)
+const IDLE_TRIPS = Number(process.env.BENCH_IDLE_TRIPS ?? 200)
+const TRIP_CONCURRENCY = Number(process.env.BENCH_TRIP_CONCURRENCY ?? 8)
+const LOADED_SECONDS = Number(process.env.BENCH_LOADED_SECONDS ?? 120)
+const SUSTAINED_EPS = Number(process.env.BENCH_SUSTAINED_EPS ?? 2_000)
 const BACKGROUND_EPS = Number(process.env.BENCH_BACKGROUND_EPS ?? 5_000)
 const THROUGHPUT_EVENTS = Number(process.env.BENCH_THROUGHPUT_EVENTS ?? 100_000)
 const OVERSHOOT_RUNS = Number(process.env.BENCH_OVERSHOOT_RUNS ?? 20)
@@ -42,6 +49,7 @@ const WORKERS = 32
 const GROUPS = ['run-guard', 'tool-breaker', 'budget-aggregates'] as const
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+const loadAtStart = os.loadavg()[0]!
 const { brokers, stop: stopBrokers } = await benchBrokers()
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ledger-bench-kill-switch-'))
 const keysFile = path.join(dir, 'api-keys.json')
@@ -164,23 +172,23 @@ async function consumeOnly(kafka: Kafka): Promise<{ eps: number; seconds: number
 }
 const baseline = await consumeOnly(kafka)
 
-let concurrentRetries = 0
-let rolledBack = 0
+// The processors log to files, at debug, to count the CONCURRENT_TRANSACTIONS retries kafkajs makes (demoted to
+// debug) and the batches rolled back (warn). Files, not pipes: a pipe this busy process drains late would block them.
+const processorOut = path.join(dir, 'processors.out.log')
+const processorErr = path.join(dir, 'processors.err.log')
 const processors = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'stream-processors', 'main.ts')], {
   env: { ...env, LEDGER_REGISTRY_URL: registryUrl, LEDGER_LOG_LEVEL: 'debug' },
-  stdio: ['ignore', 'pipe', 'inherit'],
+  stdio: ['ignore', openSync(processorOut, 'w'), openSync(processorErr, 'w')],
 })
 children.push(processors)
-// The processors log at debug here only to count the CONCURRENT_TRANSACTIONS retries kafkajs makes (demoted to debug).
-let pending = ''
-processors.stdout!.setEncoding('utf8').on('data', (d: string) => {
-  const lines = (pending + d).split('\n')
-  pending = lines.pop()!
-  for (const l of lines) {
-    if (l.includes('"level":"debug"') && l.includes(CONCURRENT_TRANSACTIONS_MESSAGE) && l.includes('Failed to send messages')) concurrentRetries += 1
-    else if (l.includes('a batch was rolled back')) rolledBack += 1
+function processorLog() {
+  const lines = `${readFileSync(processorOut, 'utf8')}\n${readFileSync(processorErr, 'utf8')}`.split('\n')
+  return {
+    concurrentRetries: lines.filter((l) => l.includes('"level":"debug"') && l.includes(`Failed to send messages: ${CONCURRENT_TRANSACTIONS_MESSAGE}`)).length,
+    rolledBack: lines.filter((l) => l.includes('a batch was rolled back')).length,
+    errors: lines.filter((l) => l.includes('"level":"error"')).length,
   }
-})
+}
 const committed = async (group: string) => {
   const [t] = await admin.fetchOffsets({ groupId: `${prefix}ledger.${group}`, topics: [eventsTopic] })
   return t!.partitions.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0)
@@ -192,32 +200,134 @@ printTable(`processor throughput: ${eventCount.toLocaleString('en-US')} syntheti
   ...GROUPS.map((g, i) => ({ case: `processor ${g} (processor process, 3 processors)`, 'events/s (each reader)': perGroup[i]!.eps, seconds: perGroup[i]!.seconds.toFixed(1) })),
 ])
 console.log(`\nslowest processor / consume-only baseline: ${(Math.min(...perGroup.map((r) => r.eps)) / baseline.eps).toFixed(2)}x`)
-console.log(`CONCURRENT_TRANSACTIONS retries during the catch-up: ${concurrentRetries}; batches rolled back: ${rolledBack}`)
+const catchUpLog = processorLog()
+console.log(`CONCURRENT_TRANSACTIONS retries during the catch-up: ${catchUpLog.concurrentRetries}; batches rolled back: ${catchUpLog.rolledBack}`)
 
-// 2. Background load through the gateway: model and tool calls of many runs, none of which trips anything.
+// 2. Trip latency: first without other load (the baseline), then under background load through the gateway.
+function client(): LedgerClient {
+  return createLedgerClient({ endpoint, apiKey: emitKey, agent: { name: 'bench-agent', version: '1.0.0' }, flushIntervalMs: 5, onError: () => undefined })
+}
+const ledger = client()
+
+// Every decision about bench-agent's runs arrives on one server-sent event stream; a trip waits for its run's.
+const killedRuns = new Map<string, () => void>()
+let missedPushes = 0
+const sseAbort = new AbortController()
+const sse = await fetch(`${endpoint}/v1/agents/bench-agent/status/stream`, { headers: { authorization: `Bearer ${emitKey}` }, signal: sseAbort.signal })
+const sseReading = (async () => {
+  const reader = sse.body!.getReader()
+  const utf8 = new TextDecoder()
+  let buffer = ''
+  for (;;) {
+    const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true as const }))
+    if (done) return
+    buffer += utf8.decode(value, { stream: true })
+    for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+      for (const line of buffer.slice(0, end).split('\n')) {
+        if (!line.startsWith('data:')) continue
+        const d = (JSON.parse(line.slice(5)) as { decision?: { scope: string; scope_key: string; state: string } }).decision
+        if (d?.scope === 'run' && d.state === 'killed') killedRuns.get(d.scope_key)?.()
+      }
+      buffer = buffer.slice(end + 2)
+    }
+  }
+})()
+
+/**
+ * One trip: ms from the agent emitting the offending call to guard() refusing it. The gateway's push says when its
+ * view has the decision, and guard() is called from then until it refuses (the first call does): what an agent
+ * calling guard() at that moment sees, without hundreds of guard() calls per trip loading the gateway.
+ */
+async function trip(): Promise<number> {
+  const run = ledger.startRun({ principal: { type: 'user', id: 'u-1' }, owner: 'bench' })
+  const args = { ticket: ulid() }
+  run.toolCall({ tool: 'crm.lookup', action_class: 'read', arguments: args, status: 'ok', latency_ms: 10 })
+  run.toolCall({ tool: 'crm.lookup', action_class: 'read', arguments: args, status: 'ok', latency_ms: 10 })
+  await run.guard({ tool: 'crm.lookup' })
+  const pushed = new Promise<void>((resolve) => killedRuns.set(run.runId, resolve))
+  const started = performance.now()
+  const offending = run.toolCall({ tool: 'crm.lookup', action_class: 'read', arguments: args, status: 'ok', latency_ms: 10 }).eventId
+  void ledger.flush()
+  // Also ask every 100 ms, in case the push is missed (counted: a missed push costs up to 100 ms here).
+  let polling = true
+  const polled = (async () => {
+    while (polling) {
+      await sleep(100)
+      if (!polling) return
+      try {
+        ;(await run.guard({ tool: 'crm.lookup' })).release()
+      } catch (err) {
+        if (err instanceof RunKilledError) return 'polled' as const
+        throw err
+      }
+      if (performance.now() - started > 120_000) {
+        const end = (await admin.fetchTopicOffsets(eventsTopic)).reduce((n, o) => n + Number(o.high), 0)
+        throw new Error(`run ${run.runId} was not killed within 120 s; the run guard is ${end - (await committed('run-guard'))} events behind`)
+      }
+    }
+    return 'stopped' as const
+  })()
+  const how = await Promise.race([pushed.then(() => 'pushed' as const), polled])
+  polling = false
+  polled.catch(() => undefined) // a poll still in flight may end after the push; its outcome no longer matters
+  killedRuns.delete(run.runId)
+  if (how === 'polled') missedPushes += 1
+  for (;;) {
+    try {
+      ;(await run.guard({ tool: 'crm.lookup' })).release()
+    } catch (err) {
+      if (!(err instanceof RunKilledError) || err.trippingEventId !== offending) throw new Error(`unexpected refusal: ${(err as Error).message}`)
+      return performance.now() - started
+    }
+  }
+}
+/** `count` trips, `concurrency` at a time; sorted ms. */
+/** `count` trips, `concurrency` at a time, none started after `deadline`; sorted ms. */
+async function trips(count: number, concurrency: number, deadline = Infinity): Promise<number[]> {
+  const ms: number[] = []
+  let started = 0
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (started < count && performance.now() < deadline) {
+        started += 1
+        ms.push(await trip())
+      }
+    }),
+  )
+  return ms.sort((a, b) => a - b)
+}
+const tripRow = (name: string, ms: number[]) => ({ case: name, trips: ms.length, p50: `${percentile(ms, 50).toFixed(1)} ms`, p90: `${percentile(ms, 90).toFixed(1)} ms`, p99: `${percentile(ms, 99).toFixed(1)} ms`, max: `${(ms.at(-1) ?? NaN).toFixed(1)} ms` })
+
+await trips(20, 1) // warm-up, not reported
+const idleMs = await trips(IDLE_TRIPS, 1)
+
+// Background load through the gateway: model and tool calls of many runs, none of which trips anything. A token
+// bucket at `backgroundEps`; each case sets the rate.
+let backgroundEps = 0
 let backgroundSent = 0
 let backgroundErrors = 0
 let backgroundOn = true
 const background = (async () => {
   const batch = 100
-  const started = performance.now()
   let bgRun = `bg-${ulid()}`
   let bgStep = 0
+  let tokens = 0
+  let last = performance.now()
   while (backgroundOn) {
-    const due = ((performance.now() - started) / 1000) * BACKGROUND_EPS
-    if (backgroundSent + batch > due) {
-      await sleep(Math.max(1, ((backgroundSent + batch - due) / BACKGROUND_EPS) * 1000))
+    const now = performance.now()
+    tokens = Math.min(tokens + ((now - last) / 1000) * backgroundEps, backgroundEps) // at most 1 s of burst
+    last = now
+    if (tokens < batch) {
+      await sleep(backgroundEps > 0 ? Math.max(1, ((batch - tokens) / backgroundEps) * 1000) : 50)
       continue
     }
+    tokens -= batch
+    if (bgStep >= 30) (bgRun = `bg-${ulid()}`), (bgStep = 0)
     const events = Array.from({ length: batch }, (_, i) => {
-      if (bgStep >= 30) (bgRun = `bg-${ulid()}`), (bgStep = 0)
       const base = { event_id: ulid(), run_id: `${bgRun}-${i % 20}`, step: bgStep, occurred_at: Date.now(), agent_name: 'background-agent', agent_version: '1', principal: { type: 'user', id: `u-${i % 50}` } }
-      return i % 2 === 0
-        ? { type: 'model.call', ...base, provider: 'openai', model: 'gpt-4.1', input_tokens: 800, output_tokens: 120, cost_usd: 0.0001, latency_ms: 400 }
-        : (() => {
-            const args = { id: ulid() }
-            return { type: 'tool.call', ...base, tool: 'crm.lookup', action_class: 'read', arguments: JSON.stringify(args), argument_digest: actionDigest('crm.lookup', args), status: 'ok', latency_ms: 20 }
-          })()
+      if (i % 2 === 0) return { type: 'model.call', ...base, provider: 'openai', model: 'gpt-4.1', input_tokens: 800, output_tokens: 120, cost_usd: 0.0001, latency_ms: 400 }
+      const args = { id: ulid() }
+      return { type: 'tool.call', ...base, tool: 'crm.lookup', action_class: 'read', arguments: JSON.stringify(args), argument_digest: actionDigest('crm.lookup', args), status: 'ok', latency_ms: 20 }
     })
     bgStep += 1
     const res = await fetch(`${endpoint}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${emitKey}` }, body: JSON.stringify(events) }).catch(() => undefined)
@@ -226,41 +336,39 @@ const background = (async () => {
     else backgroundErrors += 1
   }
 })()
+const runGuardLag = async () => (await admin.fetchTopicOffsets(eventsTopic)).reduce((n, o) => n + Number(o.high), 0) - (await committed('run-guard'))
 
-function client(): LedgerClient {
-  return createLedgerClient({ endpoint, apiKey: emitKey, agent: { name: 'bench-agent', version: '1.0.0' }, flushIntervalMs: 5, onError: () => undefined })
-}
-const ledger = client()
-
-/** One trip: returns ms from emitting the offending call to guard() refusing, or throws. */
-async function trip(): Promise<number> {
-  const run = ledger.startRun({ principal: { type: 'user', id: 'u-1' }, owner: 'bench' })
-  const args = { ticket: ulid() }
-  run.toolCall({ tool: 'crm.lookup', action_class: 'read', arguments: args, status: 'ok', latency_ms: 10 })
-  run.toolCall({ tool: 'crm.lookup', action_class: 'read', arguments: args, status: 'ok', latency_ms: 10 })
-  await ledger.flush()
+/**
+ * Trips under `eps` events/s of background load, `TRIP_CONCURRENCY` at a time, until TRIPS trips or `seconds` passed:
+ * a load the processors cannot keep up with makes every trip slower than the last, so it is measured for a while,
+ * with the run guard's lag, rather than for ever.
+ */
+async function loadedTrips(eps: number, seconds: number) {
+  backgroundEps = eps
+  await sleep(5_000) // let the load settle
+  await trips(20, TRIP_CONCURRENCY) // warm-up, not reported
+  const lags: number[] = [await runGuardLag()]
+  let sampling = true
+  const sampler = (async () => {
+    while (sampling) {
+      await sleep(1_000)
+      lags.push(await runGuardLag())
+    }
+  })()
+  const sentBefore = backgroundSent
   const started = performance.now()
-  const offending = run.toolCall({ tool: 'crm.lookup', action_class: 'read', arguments: args, status: 'ok', latency_ms: 10 }).eventId
-  for (;;) {
-    try {
-      ;(await run.guard({ tool: 'crm.lookup' })).release()
-    } catch (err) {
-      const ms = performance.now() - started
-      if (!(err instanceof RunKilledError) || err.trippingEventId !== offending) throw new Error(`unexpected refusal: ${(err as Error).message}`)
-      return ms
-    }
-    if (performance.now() - started > 10_000) {
-      const status = await (await fetch(`${endpoint}/v1/runs/${run.runId}/status`, { headers: { authorization: `Bearer ${emitKey}` } })).text()
-      const end = (await admin.fetchTopicOffsets(eventsTopic)).reduce((n, o) => n + Number(o.high), 0)
-      throw new Error(`run ${run.runId} not refused within 10 s: status ${status}; run-guard ${end - (await committed('run-guard'))} events behind`)
-    }
-  }
+  const ms = await trips(TRIPS, TRIP_CONCURRENCY, started + seconds * 1000)
+  const elapsed = (performance.now() - started) / 1000
+  sampling = false
+  await sampler
+  lags.push(await runGuardLag())
+  backgroundEps = 0
+  // Let the processors catch up before the next case.
+  for (const deadline = performance.now() + 600_000; (await runGuardLag()) > 0 && performance.now() < deadline; ) await sleep(500)
+  return { eps, ms, achievedEps: Math.round((backgroundSent - sentBefore) / elapsed), lagStart: lags[0]!, lagEnd: lags.at(-1)!, lagMax: Math.max(...lags), seconds: elapsed }
 }
-const bgStarted = performance.now()
-for (let i = 0; i < 50; i++) await trip() // warm-up, not reported
-const tripMs: number[] = []
-for (let i = 0; i < TRIPS; i++) tripMs.push(await trip())
-tripMs.sort((a, b) => a - b)
+const atGoal = await loadedTrips(BACKGROUND_EPS, LOADED_SECONDS)
+const sustained = await loadedTrips(SUSTAINED_EPS, 900)
 
 // 3. Overshoot: 32 concurrent calls of one run.
 async function overshoot(reserve: boolean, estimate: number, actual: () => number): Promise<number> {
@@ -299,15 +407,23 @@ for (const [name, reserve, estimate, actual] of overshootCases) {
 }
 backgroundOn = false
 await background
-const bgSeconds = (performance.now() - bgStarted) / 1000
 
-console.log(`\nCONCURRENT_TRANSACTIONS retries in all: ${concurrentRetries}; batches rolled back: ${rolledBack} (${processorSeconds.toFixed(0)} s of catch-up, ${bgSeconds.toFixed(0)} s under load)`)
-printTable(`trip latency: offending event emitted → guard() refuses, ${tripMs.length} trips, background ${Math.round(backgroundSent / bgSeconds)} events/s through the gateway (${backgroundErrors} failed requests)`, [
-  { p50: `${percentile(tripMs, 50).toFixed(1)} ms`, p90: `${percentile(tripMs, 90).toFixed(1)} ms`, p99: `${percentile(tripMs, 99).toFixed(1)} ms`, max: `${tripMs.at(-1)!.toFixed(1)} ms`, min: `${tripMs[0]!.toFixed(1)} ms` },
-])
+const allLog = processorLog()
+console.log(`\nprocessors: ${allLog.concurrentRetries} CONCURRENT_TRANSACTIONS retries, ${allLog.rolledBack} batches rolled back, ${allLog.errors} error lines`)
+const loadedRow = (r: Awaited<ReturnType<typeof loadedTrips>>) => ({
+  ...tripRow(`${r.eps} events/s asked, ${r.achievedEps} sent; ${TRIP_CONCURRENCY} trips at a time`, r.ms),
+  'run-guard lag, start → end (max)': `${r.lagStart} → ${r.lagEnd} (${r.lagMax}) events`,
+  seconds: r.seconds.toFixed(0),
+})
+printTable(`trip latency: offending event emitted → guard() refuses; background load through the gateway`, [{ ...tripRow('baseline: no other load, one trip at a time', idleMs), 'run-guard lag, start → end (max)': '', seconds: '' }, loadedRow(atGoal), loadedRow(sustained)])
+console.log(`${backgroundErrors} background requests failed; ${missedPushes} trips were seen by polling guard() every 100 ms, not by the push`)
 printTable(`budget overshoot: ${WORKERS} concurrent calls of one run, $1.00 limit, calls of 5–50 ms`, overshootRows)
 
+console.log(`\nmachine load average (1 min): ${loadAtStart.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end, ${os.cpus().length} cores`)
+
 await ledger.close()
+sseAbort.abort()
+await sseReading
 await admin.disconnect()
 for (const c of children.reverse()) {
   c.kill('SIGTERM')
