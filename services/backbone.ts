@@ -224,7 +224,7 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
             { name: 'ledger_sink_records_total', help: 'Records the lineage sink read', type: 'counter', value: s.records },
             { name: 'ledger_sink_rows_total', help: 'Rows the lineage sink inserted into ClickHouse', type: 'counter', value: s.rows },
             { name: 'ledger_sink_flushes_total', help: 'Flushes (inserts then offset commits)', type: 'counter', value: s.flushes },
-            { name: 'ledger_sink_redone_ranges_total', help: 'Logged offset ranges redone after a restart or rebalance', type: 'counter', value: s.redoneRanges },
+            { name: 'ledger_sink_redone_flushes_total', help: 'Logged flushes found unfinished after a restart or rebalance and redone', type: 'counter', value: s.redoneFlushes },
             { name: 'ledger_sink_dead_letters_total', help: 'Records the sink sent to the dead-letter topic', type: 'counter', value: s.deadLettered },
             { name: 'ledger_sink_write_failures_total', help: 'ClickHouse or Kafka writes that failed and were retried', type: 'counter', value: s.insertFailures },
             { name: 'ledger_sink_last_flush_seconds', help: 'Duration of the last flush', type: 'gauge', value: s.lastFlushMs / 1000 },

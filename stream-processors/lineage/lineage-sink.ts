@@ -3,7 +3,9 @@ import type { LedgerClickHouse } from '../../services/shared/clickhouse.ts'
 import { isLedgerError } from '../../services/shared/errors.ts'
 import { createStoppableConsumer, type StoppableConsumer } from '../../services/shared/kafka.ts'
 import type { Logger } from '../../services/shared/log.ts'
-import { PartitionRanges, rangeToken, type LoggedRange, type RangeBuffer } from './domain/batch-log.ts'
+import { randomUUID } from 'node:crypto'
+import { flushToken, PartitionBuffer, planRecovery, type LoggedRange } from './domain/batch-log.ts'
+import { readRanges } from './range-reader.ts'
 import type { KafkaPosition } from './domain/event-rows.ts'
 
 /** What a source topic's record becomes: rows for one or more tables. */
@@ -36,7 +38,8 @@ export interface LineageSinkStats {
   records: number
   rows: number
   flushes: number
-  redoneRanges: number
+  /** Logged flushes found unfinished after a restart or rebalance and redone whole. */
+  redoneFlushes: number
   deadLettered: number
   insertFailures: number
   /** When the write being retried first failed; undefined while writes succeed. */
@@ -79,8 +82,9 @@ export function createLineageSink(options: LineageSinkOptions): LineageSink {
   const { kafka, clickhouse, logger } = options
   const log = logger.child({ component: 'lineage-sink' })
   const sources = new Map(options.sources.map((s) => [s.topic, s]))
-  const stats: LineageSinkStats = { records: 0, rows: 0, flushes: 0, redoneRanges: 0, deadLettered: 0, insertFailures: 0, failingSince: undefined, lastFlushMs: 0, lastFlushAt: undefined, lag: {} }
-  const partitions = new Map<string, { topic: string; partition: number; ranges: PartitionRanges<Item> }>()
+  const stats: LineageSinkStats = { records: 0, rows: 0, flushes: 0, redoneFlushes: 0, deadLettered: 0, insertFailures: 0, failingSince: undefined, lastFlushMs: 0, lastFlushAt: undefined, lag: {} }
+  const partitions = new Map<string, { topic: string; partition: number; buffer: PartitionBuffer<Item> }>()
+  const db = clickhouse.database
   let consumer: StoppableConsumer | undefined
   let producer: Producer | undefined
   let timer: NodeJS.Timeout | undefined
@@ -96,18 +100,8 @@ export function createLineageSink(options: LineageSinkOptions): LineageSink {
 
   const buffered = () => {
     let n = 0
-    for (const p of partitions.values()) n += p.ranges.bufferedItems
+    for (const p of partitions.values()) n += p.buffer.size
     return n
-  }
-
-  async function loggedRanges(topic: string, partition: number, from: string): Promise<LoggedRange[]> {
-    const rows = await clickhouse.query<{ first_offset: string; last_offset: string }>(
-      `SELECT first_offset, last_offset FROM ${clickhouse.database}.sink_batches FINAL
-       WHERE consumer_group = {group:String} AND topic = {topic:String} AND partition = {partition:UInt32} AND last_offset >= {from:UInt64}
-       ORDER BY first_offset`,
-      { group: options.groupId, topic, partition, from },
-    )
-    return rows.map((r) => ({ first: BigInt(r.first_offset), last: BigInt(r.last_offset) }))
   }
 
   /** Retries `fn` until it succeeds or the sink stops; audit data is never given up on. */
@@ -129,62 +123,132 @@ export function createLineageSink(options: LineageSinkOptions): LineageSink {
     }
   }
 
-  async function flushNow(includeOpen: boolean, heartbeat?: () => Promise<void>): Promise<void> {
-    const work: { topic: string; partition: number; range: RangeBuffer<Item> }[] = []
-    for (const p of partitions.values()) for (const range of p.ranges.take(includeOpen)) work.push({ topic: p.topic, partition: p.partition, range })
-    if (work.length === 0) return
-    const started = performance.now()
-    log.debug('flush started', { ranges: work.length, records: work.reduce((n, w) => n + w.range.items.length, 0) })
-    // 1. The batch log first: the bounds of every new range.
-    const fresh = work.filter((w) => !w.range.redo)
-    if (fresh.length > 0) {
-      await persist('batch log', () =>
-        clickhouse.insert(
-          'sink_batches',
-          fresh.map((w) => ({ consumer_group: options.groupId, topic: w.topic, partition: w.partition, first_offset: w.range.first.toString(), last_offset: w.range.last.toString(), rows: w.range.items.length })),
-          { async_insert: 0 },
-        ),
-      heartbeat)
+  interface FlushRange {
+    topic: string
+    partition: number
+    first: bigint
+    last: bigint
+    items: Item[]
+  }
+
+  const logRows = (flushId: string, ranges: readonly FlushRange[], done: 0 | 1) =>
+    ranges.map((r) => ({ consumer_group: options.groupId, topic: r.topic, partition: r.partition, first_offset: r.first.toString(), last_offset: r.last.toString(), flush_id: flushId, rows: r.items.length, done }))
+
+  /**
+   * Writes one flush: its ranges logged, dead letters produced, one insert per table under the
+   * flush's token, its ranges logged done. A redo passes the logged flush id and ranges rebuilt
+   * from Kafka, so the token, and so ClickHouse's deduplication, is the same as the first time.
+   */
+  async function writeFlush(flushId: string, ranges: readonly FlushRange[], heartbeat?: () => Promise<void>): Promise<number> {
+    const byTable = new Map<string, Record<string, unknown>[]>()
+    const deadLetters: Message[] = []
+    for (const r of ranges) {
+      for (const item of r.items) {
+        if (item.deadLetter) deadLetters.push(item.deadLetter)
+        for (const row of item.rows) {
+          let list = byTable.get(row.table)
+          if (list === undefined) byTable.set(row.table, (list = []))
+          list.push(row.row)
+        }
+      }
     }
-    // 2. Poison records, with their reason, before their offsets can be committed.
-    const deadLetters = work.flatMap((w) => w.range.items.flatMap((i) => (i.deadLetter ? [i.deadLetter] : [])))
     if (deadLetters.length > 0) {
       await persist('dead letters', async () => {
         await producer!.send({ topic: options.deadLetterTopic, acks: -1, messages: deadLetters })
       }, heartbeat)
       stats.deadLettered += deadLetters.length
     }
-    // 3. The rows, one insert per range and table, each with its range's token.
     let rows = 0
-    for (const w of work) {
-      const byTable = new Map<string, Record<string, unknown>[]>()
-      for (const item of w.range.items) {
-        for (const r of item.rows) {
-          let list = byTable.get(r.table)
-          if (list === undefined) byTable.set(r.table, (list = []))
-          list.push(r.row)
-        }
-      }
-      const token = rangeToken(options.groupId, w.topic, w.partition, w.range)
-      for (const [table, tableRows] of byTable) {
-        await persist(`insert into ${table}`, () => clickhouse.insert(table, tableRows, { ...INSERT_SETTINGS, insert_deduplication_token: `${token}/${table}` }), heartbeat)
-        rows += tableRows.length
-      }
-      if (w.range.redo) stats.redoneRanges += 1
+    for (const [table, tableRows] of byTable) {
+      await persist(`insert into ${table}`, () => clickhouse.insert(table, tableRows, { ...INSERT_SETTINGS, insert_deduplication_token: flushToken(options.groupId, flushId, table) }), heartbeat)
+      rows += tableRows.length
     }
-    // 4. Offsets. A commit that fails (a rebalance took the partition) is left to the next owner,
-    // which redoes the logged range under the same token.
-    const commits = new Map<string, { topic: string; partition: number; offset: string }>()
-    for (const w of work) commits.set(`${w.topic}/${w.partition}`, { topic: w.topic, partition: w.partition, offset: (w.range.last + 1n).toString() })
+    await persist('batch log (done)', () => clickhouse.insert('sink_log', logRows(flushId, ranges, 1), { async_insert: 0 }), heartbeat)
+    return rows
+  }
+
+  async function flushNow(heartbeat?: () => Promise<void>): Promise<void> {
+    const ranges: FlushRange[] = []
+    for (const p of partitions.values()) {
+      const r = p.buffer.take()
+      if (r) ranges.push({ topic: p.topic, partition: p.partition, ...r })
+    }
+    if (ranges.length === 0) return
+    const started = performance.now()
+    const flushId = randomUUID()
+    log.debug('flush started', { flushId, ranges: ranges.length, records: ranges.reduce((n, r) => n + r.items.length, 0) })
+    // The batch log first: the bounds of every range under this flush's id.
+    await persist('batch log', () => clickhouse.insert('sink_log', logRows(flushId, ranges, 0), { async_insert: 0 }), heartbeat)
+    const rows = await writeFlush(flushId, ranges, heartbeat)
+    // A commit that fails (a rebalance took a partition) is left to the next owner, which finds
+    // the flush done in the log and skips its ranges.
     try {
-      await consumer?.consumer.commitOffsets([...commits.values()])
+      await consumer?.consumer.commitOffsets(ranges.map((r) => ({ topic: r.topic, partition: r.partition, offset: (r.last + 1n).toString() })))
     } catch (err) {
-      log.warn('offset commit failed; the logged ranges will be redone by whoever owns the partitions next', { error: (err as Error).message })
+      log.warn('offset commit failed; the next owner of these partitions skips what the log says is done', { error: (err as Error).message })
     }
     stats.rows += rows
     stats.flushes += 1
     stats.lastFlushMs = Math.round(performance.now() - started)
     stats.lastFlushAt = Date.now()
+  }
+
+  async function loggedFrom(topic: string, partition: number, from: string): Promise<LoggedRange[]> {
+    const rows = await clickhouse.query<{ flush_id: string; first_offset: string; last_offset: string; done: number }>(
+      `SELECT flush_id, first_offset, last_offset, done FROM ${db}.sink_log FINAL
+       WHERE consumer_group = {group:String} AND topic = {topic:String} AND partition = {partition:UInt32} AND last_offset >= {from:UInt64}
+       ORDER BY first_offset`,
+      { group: options.groupId, topic, partition, from },
+    )
+    return rows.map((r) => ({ flushId: r.flush_id, topic, partition, first: BigInt(r.first_offset), last: BigInt(r.last_offset), done: Number(r.done) === 1 }))
+  }
+
+  /** Rebuilds a logged flush from Kafka, every range of it, and writes it again under its token. */
+  async function redo(flushId: string, heartbeat: () => Promise<void>): Promise<void> {
+    const logged = await clickhouse.query<{ topic: string; partition: number; first_offset: string; last_offset: string }>(
+      `SELECT topic, partition, first_offset, last_offset FROM ${db}.sink_log FINAL WHERE consumer_group = {group:String} AND flush_id = {flush:String} ORDER BY topic, partition`,
+      { group: options.groupId, flush: flushId },
+    )
+    const wanted = logged.map((r) => ({ topic: r.topic, partition: Number(r.partition), first: BigInt(r.first_offset), last: BigInt(r.last_offset) }))
+    const messages = await readRanges(kafka, wanted, { groupId: `${options.groupId}.redo.${randomUUID()}`, heartbeat })
+    const ranges: FlushRange[] = []
+    for (const w of wanted) {
+      const items: Item[] = []
+      for (const message of messages.get(`${w.topic}/${w.partition}`) ?? []) items.push(await toItem(w.topic, w.partition, message))
+      ranges.push({ ...w, items })
+    }
+    await writeFlush(flushId, ranges, heartbeat)
+    stats.redoneFlushes += 1
+    log.info('redid a logged flush after a restart or rebalance', { flushId, ranges: wanted.map((w) => `${w.topic}/${w.partition}:${w.first}-${w.last}`) })
+  }
+
+  async function toItem(topic: string, partition: number, message: KafkaMessage): Promise<Item> {
+    const source = sources.get(topic)!
+    try {
+      return { rows: await source.toRows(message, { topic, partition, offset: message.offset }) }
+    } catch (err) {
+      // Poison: never dropped, never blocking. It goes to the dead-letter topic with its reason.
+      return {
+        rows: [],
+        deadLetter: {
+          key: message.key,
+          value: message.value,
+          headers: { ...message.headers, 'ledger-dlq-reason': (err as Error).message.slice(0, 1_000), 'ledger-dlq-source': `${topic}/${partition}/${message.offset}`, 'ledger-dlq-processor': 'lineage-sink' },
+        },
+      }
+    }
+  }
+
+  let inFlight: Promise<void> | undefined
+  function startFlush(heartbeat?: () => Promise<void>): Promise<void> {
+    if (inFlight !== undefined) return inFlight
+    const run = exclusive(() => flushNow(heartbeat))
+      .catch((err: unknown) => log.error('flush failed; its ranges stay uncommitted and are read again', { error: (err as Error).message }))
+      .finally(() => {
+        if (inFlight === run) inFlight = undefined
+      })
+    inFlight = run
+    return run
   }
 
   let activeBatch: Promise<void> = Promise.resolve()
@@ -198,39 +262,39 @@ export function createLineageSink(options: LineageSinkOptions): LineageSink {
     // Once stopping, records are left unread: they stay uncommitted and are read again next start.
     if (batch.messages.length === 0 || stopping) return
     const key = `${batch.topic}/${batch.partition}`
-    const source = sources.get(batch.topic)
-    if (source === undefined) return
+    if (!sources.has(batch.topic)) return
     let state = partitions.get(key)
     if (state === undefined) {
-      // First records of this partition since we joined: redo whatever the batch log holds past them.
+      // First records of this partition since we joined: finish whatever the batch log holds past them.
       const from = batch.messages[0]!.offset
-      const redo = await exclusive(() => loggedRanges(batch.topic, batch.partition, from))
-      if (redo.length > 0) log.info('redoing logged ranges after a restart or rebalance', { topic: batch.topic, partition: batch.partition, ranges: redo.map((r) => `${r.first}-${r.last}`) })
-      state = { topic: batch.topic, partition: batch.partition, ranges: new PartitionRanges<Item>(redo) }
+      const skipThrough = await exclusive(async () => {
+        const plan = planRecovery(await loggedFrom(batch.topic, batch.partition, from), BigInt(from))
+        for (const flushId of plan.redo) await redo(flushId, heartbeat)
+        return plan.skipThrough
+      })
+      if (skipThrough !== undefined) {
+        log.info('skipping records the batch log has stored', { topic: batch.topic, partition: batch.partition, from, through: skipThrough.toString() })
+        await consumer?.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (skipThrough + 1n).toString() }]).catch(() => undefined)
+      }
+      state = { topic: batch.topic, partition: batch.partition, buffer: new PartitionBuffer<Item>(skipThrough) }
       partitions.set(key, state)
     }
     for (const message of batch.messages) {
       if (!isRunning() || isStale() || stopping) break
-      const position: KafkaPosition = { topic: batch.topic, partition: batch.partition, offset: message.offset }
-      let item: Item
-      try {
-        item = { rows: await source.toRows(message, position) }
-      } catch (err) {
-        item = {
-          rows: [],
-          deadLetter: {
-            key: message.key,
-            value: message.value,
-            headers: { ...message.headers, 'ledger-dlq-reason': (err as Error).message.slice(0, 1_000), 'ledger-dlq-source': `${batch.topic}/${batch.partition}/${message.offset}`, 'ledger-dlq-processor': 'lineage-sink' },
-          },
-        }
+      const offset = BigInt(message.offset)
+      if (!state.buffer.skips(offset)) {
+        state.buffer.add(offset, await toItem(batch.topic, batch.partition, message))
+        stats.records += 1
       }
-      state.ranges.add(BigInt(message.offset), item)
-      stats.records += 1
       resolveOffset(message.offset)
     }
     stats.lag[key] = Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(batch.lastOffset()) - 1n))
-    if (buffered() >= options.maxBatchRecords) await exclusive(() => flushNow(true, heartbeat))
+    if (buffered() >= options.maxBatchRecords) {
+      // Reading goes on while a flush runs (decoding here, inserting in ClickHouse's threads);
+      // a second full buffer waits for the flush before it, so at most two are held.
+      if (inFlight !== undefined) await inFlight
+      void startFlush(heartbeat)
+    }
     await heartbeat()
   }
 
@@ -255,10 +319,10 @@ export function createLineageSink(options: LineageSinkOptions): LineageSink {
       for (const topic of sources.keys()) await consumer.consumer.subscribe({ topic, fromBeginning: true })
       await consumer.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch })
       timer = setInterval(() => {
-        if (buffered() > 0) void exclusive(() => flushNow(true)).catch((err: unknown) => log.error('timed flush failed', { error: (err as Error).message }))
+        if (buffered() > 0 && inFlight === undefined) void startFlush()
       }, options.lingerMs)
     },
-    flush: () => exclusive(() => flushNow(true)),
+    flush: () => exclusive(() => flushNow()),
     async stop() {
       stopping = true
       if (timer) clearInterval(timer)
@@ -266,7 +330,7 @@ export function createLineageSink(options: LineageSinkOptions): LineageSink {
       // while still a member of the group, then leave.
       consumer?.consumer.pause([...sources.keys()].map((topic) => ({ topic })))
       await activeBatch
-      await exclusive(() => flushNow(true)).catch((err: unknown) => log.error('final flush failed; the unflushed ranges will be read again', { error: (err as Error).message }))
+      await exclusive(() => flushNow()).catch((err: unknown) => log.error('final flush failed; the unflushed ranges will be read again', { error: (err as Error).message }))
       await consumer?.stop()
       await producer?.disconnect()
     },

@@ -1,53 +1,46 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { canonicalJson } from '../../services/shared/canonical-json.ts'
-import { PartitionRanges, rangeToken } from '../../stream-processors/lineage/domain/batch-log.ts'
+import { flushToken, PartitionBuffer, planRecovery, type LoggedRange } from '../../stream-processors/lineage/domain/batch-log.ts'
 import { controlRow, eventRow, UnmappableRecordError } from '../../stream-processors/lineage/domain/event-rows.ts'
 
-const offsets = (ranges: { first: bigint; last: bigint; items: number[]; redo: boolean }[]) => ranges.map((r) => ({ first: Number(r.first), last: Number(r.last), items: r.items, redo: r.redo }))
 
 describe('the sink batch log', () => {
-  test('new records form one open range, flushed with its exact bounds', () => {
-    const p = new PartitionRanges<number>()
+  const logged = (flushId: string, first: number, last: number, done: boolean): LoggedRange => ({ flushId, topic: 'ledger.events.v1', partition: 0, first: BigInt(first), last: BigInt(last), done })
+
+  test('a partition buffers one contiguous range and hands it over whole', () => {
+    const p = new PartitionBuffer<number>()
     for (const o of [5, 6, 7, 9]) p.add(BigInt(o), o)
-    assert.deepEqual(offsets(p.take(false)), [], 'an open range waits unless asked')
-    assert.deepEqual(offsets(p.take(true)), [{ first: 5, last: 9, items: [5, 6, 7, 9], redo: false }])
-    assert.equal(p.bufferedItems, 0)
+    assert.equal(p.size, 4)
+    assert.deepEqual(p.take(), { first: 5n, last: 9n, items: [5, 6, 7, 9] })
+    assert.equal(p.take(), undefined)
+    p.add(10n, 10)
+    assert.deepEqual(p.take(), { first: 10n, last: 10n, items: [10] })
   })
 
-  test('after a crash, logged ranges are rebuilt with their old bounds, then new ranges follow', () => {
-    const p = new PartitionRanges<number>([
-      { first: 10n, last: 14n },
-      { first: 15n, last: 19n },
-    ])
-    for (let o = 10; o <= 22; o++) p.add(BigInt(o), o)
-    assert.deepEqual(offsets(p.take(true)), [
-      { first: 10, last: 14, items: [10, 11, 12, 13, 14], redo: true },
-      { first: 15, last: 19, items: [15, 16, 17, 18, 19], redo: true },
-      { first: 20, last: 22, items: [20, 21, 22], redo: false },
-    ])
-    assert.equal(p.redoing, false)
+  test('after a crash: unfinished flushes are redone, and everything any logged flush holds is skipped', () => {
+    const plan = planRecovery([logged('f1', 10, 14, true), logged('f2', 15, 19, false), logged('f3', 20, 22, false)], 10n)
+    assert.deepEqual(plan, { redo: ['f2', 'f3'], skipThrough: 22n })
+    const p = new PartitionBuffer<number>(plan.skipThrough)
+    assert.equal(p.skips(22n), true)
+    assert.equal(p.skips(23n), false)
+    assert.throws(() => p.add(21n, 21), RangeError)
+    p.add(23n, 23)
+    assert.deepEqual(p.take(), { first: 23n, last: 23n, items: [23] })
   })
 
-  test('a logged range is not flushed before its last offset arrives, whatever the timer says', () => {
-    const p = new PartitionRanges<number>([{ first: 10n, last: 14n }])
-    for (let o = 10; o <= 12; o++) p.add(BigInt(o), o)
-    assert.deepEqual(offsets(p.take(true)), [])
-    assert.equal(p.redoing, true)
-    p.add(13n, 13)
-    p.add(14n, 14)
-    assert.deepEqual(offsets(p.take(true)), [{ first: 10, last: 14, items: [10, 11, 12, 13, 14], redo: true }])
+  test('nothing logged past the committed offset: nothing to redo or skip', () => {
+    assert.deepEqual(planRecovery([logged('f0', 0, 9, true)], 10n), { redo: [], skipThrough: undefined })
+    assert.deepEqual(planRecovery([], 0n), { redo: [], skipThrough: undefined })
   })
 
-  test('offsets that never come back (transaction markers) do not change a logged range', () => {
-    // The range was logged as 10-14; offset 12 was a commit marker no consumer sees.
-    const p = new PartitionRanges<number>([{ first: 10n, last: 14n }])
-    for (const o of [10, 11, 13, 14]) p.add(BigInt(o), o)
-    assert.deepEqual(offsets(p.take(true)), [{ first: 10, last: 14, items: [10, 11, 13, 14], redo: true }])
+  test('a flush spanning partitions is redone once, whichever of its ranges led to it', () => {
+    const plan = planRecovery([logged('f7', 30, 40, false), { ...logged('f7', 31, 35, false), partition: 0 }], 30n)
+    assert.deepEqual(plan.redo, ['f7'])
   })
 
-  test('the token names the group, topic, partition and bounds', () => {
-    assert.equal(rangeToken('g', 'ledger.events.v1', 3, { first: 100n, last: 199n }), 'g/ledger.events.v1/3/100-199')
+  test('the token names the group, the flush and the table', () => {
+    assert.equal(flushToken('g', 'f-1', 'events'), 'g/f-1/events')
   })
 })
 

@@ -1,103 +1,82 @@
 /**
- * The lineage sink's per-partition bookkeeping, kept apart from Kafka and ClickHouse so it can be
- * tested alone.
+ * The lineage sink's bookkeeping, kept apart from Kafka and ClickHouse so it can be tested alone.
  *
- * A partition's records are cut into ranges. Before a range is inserted, its bounds are written
- * to the batch log (the `sink_batches` table); the insert carries a deduplication token made
- * from the bounds; the Kafka offset is committed after it. After a crash, every logged range at
- * or past the committed offset is rebuilt with exactly its old bounds, so its token is the same
- * and ClickHouse drops whatever part of it had landed. Records past the last logged range start
- * new ranges. That turns Kafka's at-least-once delivery into exactly-once rows.
+ * A flush takes the records buffered for every partition: one offset range per partition. Before
+ * inserting, it logs the ranges under a flush id (the batch log, `sink_log`, not yet done);
+ * every table gets one insert carrying a deduplication token made from the flush id; then the
+ * ranges are logged again as `done` and the offsets committed. One insert per table per flush,
+ * whatever the partition count: each ClickHouse insert has a fixed cost (a part per table and
+ * view), which per-partition inserts multiplied.
+ *
+ * After a crash or a rebalance, the first records of a partition are checked against the log.
+ * A logged flush that is not done is redone whole — its ranges read again from Kafka, by whichever
+ * member finds it, with the same token, so ClickHouse drops whatever part of it had landed and
+ * two members redoing it at once insert it once. Records of the partition inside any logged range
+ * are then skipped, since their flush is done. Records past the log start new ranges. That turns
+ * Kafka's at-least-once delivery into exactly-once rows.
  */
 
 export interface LoggedRange {
+  flushId: string
+  topic: string
+  partition: number
   first: bigint
   last: bigint
+  done: boolean
 }
 
-export interface RangeBuffer<T> {
-  first: bigint
-  last: bigint
-  items: T[]
-  /** A range from the batch log being redone: its bounds are fixed and it is already logged. */
-  redo: boolean
-  /** No record can join it any more (a redo range reached its last offset, or a later record began another range). */
-  closed: boolean
+export interface RecoveryPlan {
+  /** Flushes logged but not known done: redo each whole before going on. */
+  redo: string[]
+  /** The partition's records up to and including this offset belong to logged flushes: skip them. */
+  skipThrough: bigint | undefined
 }
 
-export function rangeToken(group: string, topic: string, partition: number, range: LoggedRange): string {
-  return `${group}/${topic}/${partition}/${range.first}-${range.last}`
+/** What to do with a partition whose first record since joining is at `from`, given its logged ranges at or past `from`. */
+export function planRecovery(logged: readonly LoggedRange[], from: bigint): RecoveryPlan {
+  const relevant = logged.filter((r) => r.last >= from)
+  const redo = [...new Set(relevant.filter((r) => !r.done).map((r) => r.flushId))].sort()
+  const skipThrough = relevant.reduce<bigint | undefined>((max, r) => (max === undefined || r.last > max ? r.last : max), undefined)
+  return { redo, skipThrough }
 }
 
-/** The open and closed ranges of one partition, in offset order. */
-export class PartitionRanges<T> {
-  private readonly ranges: RangeBuffer<T>[] = []
-  private readonly pendingRedo: LoggedRange[]
+export function flushToken(group: string, flushId: string, table: string): string {
+  return `${group}/${flushId}/${table}`
+}
 
-  /** `redo`: logged ranges at or past the committed offset, in offset order. */
-  constructor(redo: readonly LoggedRange[] = []) {
-    this.pendingRedo = [...redo].sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0))
+/** The records buffered for one partition since its last flush: one contiguous range. */
+export class PartitionBuffer<T> {
+  private items: T[] = []
+  private first: bigint | undefined
+  private last: bigint | undefined
+
+  /** Offsets at or below this belong to logged flushes and are not buffered again. */
+  constructor(private readonly skipThrough: bigint | undefined = undefined) {}
+
+  /** True for a record a logged flush already stored. */
+  skips(offset: bigint): boolean {
+    return this.skipThrough !== undefined && offset <= this.skipThrough
   }
 
-  /** Adds one record at `offset` (offsets arrive in increasing order). */
+  /** Buffers the record at `offset` (offsets arrive in increasing order, none that `skips`). */
   add(offset: bigint, item: T): void {
-    const open = this.ranges.at(-1)
-    // A logged range this record is past was delivered only in part (its tail was never seen
-    // again, e.g. it was deleted by retention); it is closed as it is, still under its own bounds.
-    while (this.pendingRedo.length > 0 && offset > this.pendingRedo[0]!.last) {
-      const gone = this.pendingRedo.shift()!
-      if (open?.redo === true && open.first === gone.first) open.closed = true
-    }
-    const redo = this.pendingRedo[0]
-    if (redo !== undefined && offset >= redo.first) {
-      let target = this.ranges.at(-1)
-      if (target === undefined || !target.redo || target.first !== redo.first) {
-        if (target !== undefined) target.closed = true
-        target = { first: redo.first, last: redo.last, items: [], redo: true, closed: false }
-        this.ranges.push(target)
-      }
-      target.items.push(item)
-      if (offset === redo.last) {
-        target.closed = true
-        this.pendingRedo.shift()
-      }
-      return
-    }
-    // A new range never reaches into a logged one: it is closed before the logged range begins.
-    const current = this.ranges.at(-1)
-    if (current !== undefined && !current.redo && !current.closed) {
-      current.items.push(item)
-      current.last = offset
-      if (redo !== undefined && offset + 1n >= redo.first) current.closed = true
-      return
-    }
-    if (current !== undefined) current.closed = true
-    this.ranges.push({ first: offset, last: offset, items: [item], redo: false, closed: redo !== undefined && offset + 1n >= redo.first })
+    if (this.skips(offset)) throw new RangeError(`offset ${offset} belongs to a logged flush`)
+    this.first ??= offset
+    this.last = offset
+    this.items.push(item)
   }
 
-  /**
-   * Hands over the ranges ready to flush: every closed range, and the open new range too when
-   * `includeOpen`. An open redo range is kept until its last offset arrives, so its bounds stay
-   * exactly as logged.
-   */
-  take(includeOpen: boolean): RangeBuffer<T>[] {
-    const out: RangeBuffer<T>[] = []
-    while (this.ranges.length > 0) {
-      const r = this.ranges[0]!
-      if (!r.closed && (r.redo || !includeOpen)) break
-      out.push(this.ranges.shift()!)
-    }
-    return out
+  /** Hands over the buffered range, if any, and starts a new one. */
+  take(): { first: bigint; last: bigint; items: T[] } | undefined {
+    if (this.first === undefined || this.last === undefined) return undefined
+    const range = { first: this.first, last: this.last, items: this.items }
+    this.items = []
+    this.first = undefined
+    this.last = undefined
+    return range
   }
 
-  get bufferedItems(): number {
-    let n = 0
-    for (const r of this.ranges) n += r.items.length
-    return n
-  }
-
-  /** True while a logged range is still waiting for its records. */
-  get redoing(): boolean {
-    return this.pendingRedo.length > 0 || this.ranges.some((r) => r.redo)
+  get size(): number {
+    return this.items.length
   }
 }
