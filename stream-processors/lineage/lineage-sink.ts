@@ -162,6 +162,7 @@ export function createLineageSink(options: LineageSinkOptions): LineageSink {
     for (const [table, tableRows] of byTable) {
       await persist(`insert into ${table}`, () => clickhouse.insert(table, tableRows, { ...INSERT_SETTINGS, insert_deduplication_token: flushToken(options.groupId, flushId, table) }), heartbeat)
       rows += tableRows.length
+      stats.rows += tableRows.length
     }
     await persist('batch log (done)', () => clickhouse.insert('sink_log', logRows(flushId, ranges, 1), { async_insert: 0 }), heartbeat)
     return rows
@@ -179,7 +180,7 @@ export function createLineageSink(options: LineageSinkOptions): LineageSink {
     log.debug('flush started', { flushId, ranges: ranges.length, records: ranges.reduce((n, r) => n + r.items.length, 0) })
     // The batch log first: the bounds of every range under this flush's id.
     await persist('batch log', () => clickhouse.insert('sink_log', logRows(flushId, ranges, 0), { async_insert: 0 }), heartbeat)
-    const rows = await writeFlush(flushId, ranges, heartbeat)
+    await writeFlush(flushId, ranges, heartbeat)
     // A commit that fails (a rebalance took a partition) is left to the next owner, which finds
     // the flush done in the log and skips its ranges.
     try {
@@ -187,7 +188,6 @@ export function createLineageSink(options: LineageSinkOptions): LineageSink {
     } catch (err) {
       log.warn('offset commit failed; the next owner of these partitions skips what the log says is done', { error: (err as Error).message })
     }
-    stats.rows += rows
     stats.flushes += 1
     stats.lastFlushMs = Math.round(performance.now() - started)
     stats.lastFlushAt = Date.now()

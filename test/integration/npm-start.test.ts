@@ -73,8 +73,15 @@ test('npm start: embedded backbone becomes healthy and SIGTERM leaves nothing be
     )
     assert.deepEqual(lineage.who.approver, { type: 'user', id: 'u-7' })
     assert.equal(lineage.policy.permitted, true)
-    const metrics = await (await fetch(`${api}/metrics`, { headers: { authorization: `Bearer ${keys.admin}` } })).text()
-    assert.ok(Number(/^ledger_sink_rows_total (\d+)$/m.exec(metrics)?.[1]) >= 10, metrics)
+    // The sink counts rows as each insert returns; the lineage above may have been read a moment before.
+    await waitFor(
+      async () => {
+        const metrics = await (await fetch(`${api}/metrics`, { headers: { authorization: `Bearer ${keys.admin}` } })).text()
+        return Number(/^ledger_sink_rows_total (\d+)$/m.exec(metrics)?.[1]) >= 10
+      },
+      5_000,
+      'ledger_sink_rows_total to count the run',
+    )
     assert.equal((await fetch(`${api}/metrics`)).status, 401)
   } finally {
     child.kill('SIGTERM')
