@@ -8,8 +8,8 @@ import { createContractsView, type ContractsView } from './contracts/contracts-v
 import { controlKeyOf, type ContractLookup, type ControlEmit } from './kill-switch/domain/control-records.ts'
 import { createRunGuardProcessor } from './kill-switch/domain/run-guard.ts'
 import { createToolBreakerProcessor } from './kill-switch/domain/tool-breaker.ts'
-import { createProcessorRunner, type ProcessorRunner } from './runtime/kafka-runner.ts'
-import type { Processor } from './runtime/processor.ts'
+import { createProcessorGroupRunner, type ProcessorStats } from './runtime/kafka-runner.ts'
+import type { ChangeloggingStore } from './runtime/store.ts'
 
 export interface ControlProcessorsOptions {
   kafka: Kafka
@@ -23,17 +23,19 @@ export interface ControlProcessorsOptions {
 }
 
 export interface ControlProcessors {
-  readonly runners: Record<string, ProcessorRunner<unknown>>
+  /** Each processor's store and counters, by name. */
+  readonly runners: Record<string, { readonly store: ChangeloggingStore<unknown>; readonly stats: ProcessorStats }>
   readonly contracts: ContractsView
   stop(): Promise<void>
 }
 
 /**
  * Starts the budget and kill-switch processors: run guard (per run), tool breaker (per tenant and
- * tool) and budget aggregates (per agent version, principal and tenant per day and month). Each
- * has its own consumer group, transactional id and changelog, and reads events read_committed.
- * One instance per group: the transactional id fences a zombie, and the runner restores the
- * whole changelog.
+ * tool) and budget aggregates (per agent version, principal and tenant per day and month). They
+ * share one consumer group (`ledger.control-processors`), one read_committed consumer, one decode
+ * per event and one transaction per batch, and each keeps its own store and changelog. One
+ * instance per group: the transactional id fences a zombie, and the runner restores the whole
+ * changelogs.
  */
 export async function startControlProcessors(options: ControlProcessorsOptions): Promise<ControlProcessors> {
   const { kafka, topicPrefix: prefix, logger } = options
@@ -49,50 +51,47 @@ export async function startControlProcessors(options: ControlProcessorsOptions):
   const route = (emit: ControlEmit) => ({
     topic: emit.kind === 'budget.state' ? t(TOPICS.budgetState) : t(TOPICS.control),
     message: { key: controlKeyOf(emit), value: control.encode(emit.kind, emit.record as never), headers: { 'ledger-control-kind': emit.kind, 'ledger-tenant': emit.record.tenant } },
-    latestOnly: emit.kind === 'budget.state',
   })
+  // A budget state is a snapshot on a compacted topic: within a batch only the last per key counts.
+  const coalesceKey = (emit: ControlEmit) => (emit.kind === 'budget.state' ? `budget.state/${controlKeyOf(emit)}` : undefined)
   const beforeApply = async (event: { tenant: string; agent_name: string; contract_version?: unknown }) => {
     if (typeof event.contract_version !== 'string') return
     const found = await contracts.waitFor(event.tenant, event.agent_name, event.contract_version, waitMs)
     if (!found) logger.warn('an event names a contract version that was never published; processing it without one', { tenant: event.tenant, agent: event.agent_name, contractVersion: event.contract_version })
   }
 
-  const make = <S>(processor: Processor<S, ControlEmit>, changelog: TopicDefinition) =>
-    createProcessorRunner<S, ControlEmit>({
-      kafka,
-      processor,
-      codec,
-      inputTopic: t(TOPICS.events),
-      changelogTopic: t(changelog),
-      deadLetterTopic: t(TOPICS.deadLetter),
-      groupId: `${prefix}ledger.${processor.name}`,
-      transactionalId: `${prefix}ledger.${processor.name}`,
-      route,
-      beforeApply,
-      sessionTimeoutMs: options.sessionTimeoutMs,
-      logger,
-    })
-  const runners: Record<string, ProcessorRunner<unknown>> = {
-    'run-guard': make(createRunGuardProcessor(lookup), TOPICS.runGuardChangelog) as ProcessorRunner<unknown>,
-    'tool-breaker': make(createToolBreakerProcessor(lookup), TOPICS.toolBreakerChangelog) as ProcessorRunner<unknown>,
-    'budget-aggregates': make(createBudgetAggregatesProcessor(lookup, options.tenantLimits), TOPICS.budgetAggregatesChangelog) as ProcessorRunner<unknown>,
-  }
-  const started: ProcessorRunner<unknown>[] = []
+  const group = `${prefix}ledger.control-processors`
+  const runner = createProcessorGroupRunner<ControlEmit>({
+    kafka,
+    stages: [
+      { processor: createRunGuardProcessor(lookup), changelogTopic: t(TOPICS.runGuardChangelog) },
+      { processor: createToolBreakerProcessor(lookup), changelogTopic: t(TOPICS.toolBreakerChangelog) },
+      { processor: createBudgetAggregatesProcessor(lookup, options.tenantLimits), changelogTopic: t(TOPICS.budgetAggregatesChangelog) },
+    ],
+    codec,
+    inputTopic: t(TOPICS.events),
+    deadLetterTopic: t(TOPICS.deadLetter),
+    groupId: group,
+    transactionalId: group,
+    route,
+    coalesceKey,
+    beforeApply,
+    sessionTimeoutMs: options.sessionTimeoutMs,
+    logger,
+  })
   try {
-    for (const runner of Object.values(runners)) {
-      await runner.start()
-      started.push(runner)
-    }
+    await runner.start()
   } catch (err) {
-    for (const r of started.reverse()) await r.stop().catch(() => undefined)
+    await runner.stop().catch(() => undefined)
     await contracts.stop()
     throw err
   }
+  const runners = runner.processors
   return {
     runners,
     contracts,
     async stop() {
-      for (const r of Object.values(runners).reverse()) await r.stop()
+      await runner.stop()
       await contracts.stop()
     },
   }

@@ -40,7 +40,8 @@ import { interleave, mulberry32, syntheticRuns } from '../helpers/synthetic-runs
  */
 const EVENTS = Number(process.env.LEDGER_CRASH_EVENTS ?? 100_000)
 const KILLS = Number(process.env.LEDGER_CRASH_KILLS ?? 10)
-const GROUPS = ['run-guard', 'tool-breaker', 'budget-aggregates'] as const
+/** The three processors share one consumer group. */
+const GROUPS = ['control-processors'] as const
 
 const contractYaml = (version: string) => `agent:
   name: refund-assistant
