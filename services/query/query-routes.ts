@@ -119,11 +119,12 @@ export const queryRoutes: FastifyPluginAsync<QueryDeps> = async (app, deps) => {
     const tenant = tenantOf(req)
     const eventId = eventIdParam((req.params as { eventId: string }).eventId)
     const { refs, payloads } = await store.lineageEvents(tenant, eventId)
-    const plan = planLineage(refs, eventId)
-    if (plan === undefined) throw notFound('event', eventId)
-    if (plan.action.event_type !== 'tool.call') {
-      throw new LedgerError('LEDGER_ERR_BAD_REQUEST', `eventId: ${eventId} is a ${plan.action.event_type} event; lineage is for actions (tool.call events)`, { context: { field: 'eventId' } })
+    const target = refs.find((r) => r.event_id === eventId)
+    if (target === undefined) throw notFound('event', eventId)
+    if (target.event_type !== 'tool.call') {
+      throw new LedgerError('LEDGER_ERR_BAD_REQUEST', `eventId: ${eventId} is a ${target.event_type} event; lineage is for actions (tool.call events)`, { context: { field: 'eventId' } })
     }
+    const plan = planLineage(refs, eventId)!
     const runId = String(payloads.get(eventId)?.run_id ?? '')
     const ended = refs.find((r) => r.event_type === 'run.ended')
     const outcome = ended === undefined ? 'running' : String(payloads.get(ended.event_id)?.outcome ?? 'running')

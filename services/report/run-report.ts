@@ -4,8 +4,8 @@ import { DIMENSIONS, limitsFromSnapshot, usageOf, type Dimension } from '../../s
 import type { LedgerEventView } from '../../stream-processors/domain-event.ts'
 import { eventHash, genesisHash } from '../../stream-processors/notary/domain/chain.ts'
 import { proveHead, type DigestBody, type DigestHead, type HeadProof } from '../../stream-processors/notary/domain/digest.ts'
-import { buildLineage } from '../query/action-lineage.ts'
-import { eventRefOf, planRunLineage } from './run-lineage.ts'
+import { buildLineage, planRunLineage } from '../query/action-lineage.ts'
+import { eventRefOf } from './run-lineage.ts'
 
 /**
  * The per-run audit report, assembled from plain data (pure): the run's chain (each event with its

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { planLineage } from '../../services/query/action-lineage.ts'
+import { planLineage, planRunLineage } from '../../services/query/action-lineage.ts'
 import { renderReportCsv } from '../../services/report/report-csv.ts'
 import { renderReportHtml } from '../../services/report/report-html.ts'
 import { verifyRunReport } from '../../services/report/report-verifier.ts'
-import { eventRefOf, planRunLineage } from '../../services/report/run-lineage.ts'
+import { eventRefOf } from '../../services/report/run-lineage.ts'
 import { canonicalReportJson, deriveSections, type ControlEntry, type RunReport } from '../../services/report/run-report.ts'
 import { canonicalJson } from '../../services/shared/canonical-json.ts'
 import { eventHash, genesisHash, linkHash } from '../../stream-processors/notary/domain/chain.ts'
@@ -97,7 +97,7 @@ describe('the run report', () => {
     assert.equal(text, canonicalJson(report), 'the stored text that does not hash to event_hash is not spliced in')
   })
 
-  test('the batch lineage planner makes exactly the plans planLineage makes, for every action', () => {
+  test('planning a whole run makes exactly the plans of planning each action on its own', () => {
     const runs = syntheticRuns({ seed: 11, runs: 40, minSteps: 10, maxSteps: 60 })
     const rnd = mulberry32(5)
     for (const events of [...runs, refundRunEvents()]) {
