@@ -2,6 +2,7 @@ import avro from 'avsc'
 import { controlSchemas, type ControlKind, type ControlRecordOf } from '../../schemas/control-schemas.ts'
 import { subjectFor } from '../../schemas/event-schemas.ts'
 import { RegistryClient } from './event-codec.ts'
+import { fromWireFormat, toWireFormat } from './wire-format.ts'
 
 /**
  * Control records (kill-switch decisions, budget alerts, budget state) in the registry wire
@@ -48,18 +49,12 @@ export async function createControlCodec(options: { registryUrl: string; control
       const schema = schemas.get(kind)
       const id = idByKind.get(kind)
       if (schema === undefined || id === undefined) throw new Error(`no registered schema for ${kind}`)
-      const body = schema.type.toBuffer(record)
-      const out = Buffer.allocUnsafe(5 + body.length)
-      out[0] = 0
-      out.writeInt32BE(id, 1)
-      body.copy(out, 5)
-      return out
+      return toWireFormat(id, schema.type.toBuffer(record))
     },
     async decode(buffer) {
-      if (buffer.length < 5 || buffer[0] !== 0) throw new Error('not in the registry wire format (magic byte 0 and a schema id)')
-      const id = buffer.readInt32BE(1)
+      const { schemaId: id, body } = fromWireFormat(buffer)
       const { kind, type, resolver } = await readerFor(id)
-      const record = (resolver ? type.fromBuffer(buffer.subarray(5), resolver) : type.fromBuffer(buffer.subarray(5))) as Record<string, unknown>
+      const record = (resolver ? type.fromBuffer(body, resolver) : type.fromBuffer(body)) as Record<string, unknown>
       return { kind, schemaId: id, record: JSON.parse(JSON.stringify(record)) } as DecodedControl
     },
   }

@@ -2,6 +2,7 @@ import avro from 'avsc'
 import { eventSchemas, subjectFor, type EventSchema } from '../../schemas/event-schemas.ts'
 import { fromAvroRecord } from '../../schemas/json-form.ts'
 import { LedgerError } from './errors.ts'
+import { fromWireFormat, toWireFormat } from './wire-format.ts'
 
 /**
  * Avro in the registry's wire format: magic byte 0, the 4-byte big-endian schema id, then the
@@ -96,18 +97,12 @@ export async function createEventCodec(options: { registryUrl: string; topic: st
       const schema = schemas.get(eventType)
       const id = idByType.get(eventType)
       if (schema === undefined || id === undefined) throw new Error(`no registered schema for ${eventType}`)
-      const body = schema.type.toBuffer(record)
-      const out = Buffer.allocUnsafe(5 + body.length)
-      out[0] = 0
-      out.writeInt32BE(id, 1)
-      body.copy(out, 5)
-      return out
+      return toWireFormat(id, schema.type.toBuffer(record))
     },
     async decode(buffer) {
-      if (buffer.length < 5 || buffer[0] !== 0) throw new Error('not in the registry wire format (magic byte 0 and a schema id)')
-      const id = buffer.readInt32BE(1)
+      const { schemaId: id, body } = fromWireFormat(buffer)
       const { schema, writer, resolver } = await writerFor(id)
-      const record = (resolver ? schema.type.fromBuffer(buffer.subarray(5), resolver) : writer.fromBuffer(buffer.subarray(5))) as Record<string, unknown>
+      const record = (resolver ? schema.type.fromBuffer(body, resolver) : writer.fromBuffer(body)) as Record<string, unknown>
       const plain = toPlain(record) as Record<string, unknown>
       return { eventType: schema.eventType, schemaId: id, record: plain, json: fromAvroRecord(schema, plain) }
     },
