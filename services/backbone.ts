@@ -5,9 +5,9 @@ import { migrate } from '../infra/clickhouse/migrate.ts'
 import { createEmbeddedKafka, type EmbeddedKafka } from '../infra/kafka/broker.ts'
 import { ensureTopics, TOPICS } from '../infra/kafka/topics.ts'
 import { resolveDataDir } from '../infra/paths.ts'
-import { startControlProcessors } from '../stream-processors/host.ts'
-import { startLineageSink } from '../stream-processors/lineage/host.ts'
-import { notarySinkSourcesFor, startNotary } from '../stream-processors/notary/host.ts'
+import { controlProcessorsOptionsFrom, startControlProcessors } from '../stream-processors/host.ts'
+import { lineageSinkOptionsFrom, startLineageSink } from '../stream-processors/lineage/host.ts'
+import { startNotary } from '../stream-processors/notary/host.ts'
 import { loadNotaryKey } from '../stream-processors/notary/signing-key.ts'
 import type { LineageSink } from '../stream-processors/lineage/lineage-sink.ts'
 import { queryOpenApiPaths } from './query/query-openapi.ts'
@@ -111,17 +111,7 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
     // 4. Budget and kill-switch processors (unless they run as their own deployment).
     let processors: Awaited<ReturnType<typeof startControlProcessors>> | undefined
     if (config.LEDGER_PROCESSORS_ENABLED) {
-      processors = await startControlProcessors({
-        kafka,
-        registryUrl,
-        topicPrefix: config.LEDGER_TOPIC_PREFIX,
-        tenantLimits: {
-          ...(config.LEDGER_TENANT_MAX_COST_USD_PER_DAY !== undefined ? { maxCostUsdPerDay: config.LEDGER_TENANT_MAX_COST_USD_PER_DAY } : {}),
-          ...(config.LEDGER_TENANT_MAX_COST_USD_PER_MONTH !== undefined ? { maxCostUsdPerMonth: config.LEDGER_TENANT_MAX_COST_USD_PER_MONTH } : {}),
-        },
-        sessionTimeoutMs: config.LEDGER_PROCESSOR_SESSION_TIMEOUT_MS,
-        logger,
-      })
+      processors = await startControlProcessors(controlProcessorsOptionsFrom(config, { kafka, registryUrl, logger }))
       stack.push({ name: 'budget and kill-switch processors', stop: () => processors!.stop() })
       endpoints.processors = `${Object.keys(processors.runners).join(', ')} (in-process)`
     }
@@ -152,17 +142,7 @@ export async function startBackbone(config: BackboneConfig, logger: Logger): Pro
     // registered the schemas it decodes with). Stopped before ClickHouse closes.
     let sink: LineageSink | undefined
     if (config.LEDGER_SINK_ENABLED) {
-      sink = await startLineageSink({
-        kafka,
-        clickhouse,
-        registryUrl,
-        topicPrefix: config.LEDGER_TOPIC_PREFIX,
-        maxBatchRecords: config.LEDGER_SINK_MAX_BATCH,
-        lingerMs: config.LEDGER_SINK_LINGER_MS,
-        extraSources: notarySinkSourcesFor(config.LEDGER_TOPIC_PREFIX),
-        sessionTimeoutMs: config.LEDGER_SINK_SESSION_TIMEOUT_MS,
-        logger,
-      })
+      sink = await startLineageSink(lineageSinkOptionsFrom(config, { kafka, clickhouse, registryUrl, logger }))
       stack.push({ name: 'lineage sink', stop: () => sink!.stop() })
       endpoints.sink = `Kafka → ClickHouse (in-process, batches of up to ${config.LEDGER_SINK_MAX_BATCH}, linger ${config.LEDGER_SINK_LINGER_MS} ms)`
     }

@@ -10,6 +10,7 @@ import { createRunGuardProcessor } from './kill-switch/domain/run-guard.ts'
 import { createToolBreakerProcessor } from './kill-switch/domain/tool-breaker.ts'
 import { createProcessorGroupRunner, type ProcessorStats } from './runtime/kafka-runner.ts'
 import type { ChangeloggingStore } from './runtime/store.ts'
+import type { ProcessorsConfig } from '../services/shared/config.ts'
 
 export interface ControlProcessorsOptions {
   kafka: Kafka
@@ -20,6 +21,22 @@ export interface ControlProcessorsOptions {
   logger: Logger
   /** How long to wait for a contract an event names before processing it without one. */
   contractWaitMs?: number
+}
+
+/** The processors' options from their configuration (the same for `npm start` and `npm run processors`). */
+export function controlProcessorsOptionsFrom(
+  config: Pick<ProcessorsConfig, 'LEDGER_TOPIC_PREFIX' | 'LEDGER_TENANT_MAX_COST_USD_PER_DAY' | 'LEDGER_TENANT_MAX_COST_USD_PER_MONTH' | 'LEDGER_PROCESSOR_SESSION_TIMEOUT_MS'>,
+  runtime: { kafka: Kafka; registryUrl: string; logger: Logger },
+): ControlProcessorsOptions {
+  return {
+    ...runtime,
+    topicPrefix: config.LEDGER_TOPIC_PREFIX,
+    tenantLimits: {
+      ...(config.LEDGER_TENANT_MAX_COST_USD_PER_DAY !== undefined ? { maxCostUsdPerDay: config.LEDGER_TENANT_MAX_COST_USD_PER_DAY } : {}),
+      ...(config.LEDGER_TENANT_MAX_COST_USD_PER_MONTH !== undefined ? { maxCostUsdPerMonth: config.LEDGER_TENANT_MAX_COST_USD_PER_MONTH } : {}),
+    },
+    sessionTimeoutMs: config.LEDGER_PROCESSOR_SESSION_TIMEOUT_MS,
+  }
 }
 
 export interface ControlProcessors {

@@ -4,7 +4,7 @@ import { createKafka } from '../services/shared/kafka.ts'
 import { createLogger } from '../services/shared/log.ts'
 import { stopOnSignals } from '../services/shared/shutdown.ts'
 import { startTelemetry } from '../services/shared/telemetry.ts'
-import { startControlProcessors } from './host.ts'
+import { controlProcessorsOptionsFrom, startControlProcessors } from './host.ts'
 
 /**
  * The budget and kill-switch processors as their own deployable (`npm run processors`). Needs
@@ -22,17 +22,7 @@ const admin = kafka.admin()
 await admin.connect()
 await ensureTopics(admin, Object.values(TOPICS), config.LEDGER_TOPIC_PREFIX, logger)
 await admin.disconnect()
-const processors = await startControlProcessors({
-  kafka,
-  registryUrl: config.LEDGER_REGISTRY_URL,
-  topicPrefix: config.LEDGER_TOPIC_PREFIX,
-  tenantLimits: {
-    ...(config.LEDGER_TENANT_MAX_COST_USD_PER_DAY !== undefined ? { maxCostUsdPerDay: config.LEDGER_TENANT_MAX_COST_USD_PER_DAY } : {}),
-    ...(config.LEDGER_TENANT_MAX_COST_USD_PER_MONTH !== undefined ? { maxCostUsdPerMonth: config.LEDGER_TENANT_MAX_COST_USD_PER_MONTH } : {}),
-  },
-  sessionTimeoutMs: config.LEDGER_PROCESSOR_SESSION_TIMEOUT_MS,
-  logger,
-})
+const processors = await startControlProcessors(controlProcessorsOptionsFrom(config, { kafka, registryUrl: config.LEDGER_REGISTRY_URL, logger }))
 logger.info('processors running', { processors: Object.keys(processors.runners) })
 
 stopOnSignals(async () => {

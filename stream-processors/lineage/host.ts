@@ -1,10 +1,12 @@
 import type { Kafka } from 'kafkajs'
 import { TOPICS, topicName } from '../../infra/kafka/topics.ts'
 import type { LedgerClickHouse } from '../../services/shared/clickhouse.ts'
+import type { SinkConfig } from '../../services/shared/config.ts'
 import { createControlCodec } from '../../services/shared/control-codec.ts'
 import { createEventCodec } from '../../services/shared/event-codec.ts'
 import type { Logger } from '../../services/shared/log.ts'
 import { controlRow, eventRow } from './domain/event-rows.ts'
+import { notarySinkSourcesFor } from '../notary/host.ts'
 import { createLineageSink, type LineageSink, type SinkSource } from './lineage-sink.ts'
 
 export interface LineageSinkHostOptions {
@@ -18,6 +20,24 @@ export interface LineageSinkHostOptions {
   logger: Logger
   /** More topics to store (the notary's chain and digest topics register here). */
   extraSources?: SinkSource[]
+}
+
+/**
+ * The sink's options from its configuration (the same for `npm start` and `npm run sink`): the
+ * audit and control topics, and the notary's chains and digests.
+ */
+export function lineageSinkOptionsFrom(
+  config: Pick<SinkConfig, 'LEDGER_TOPIC_PREFIX' | 'LEDGER_SINK_MAX_BATCH' | 'LEDGER_SINK_LINGER_MS' | 'LEDGER_SINK_SESSION_TIMEOUT_MS'>,
+  runtime: { kafka: Kafka; clickhouse: LedgerClickHouse; registryUrl: string; logger: Logger },
+): LineageSinkHostOptions {
+  return {
+    ...runtime,
+    topicPrefix: config.LEDGER_TOPIC_PREFIX,
+    maxBatchRecords: config.LEDGER_SINK_MAX_BATCH,
+    lingerMs: config.LEDGER_SINK_LINGER_MS,
+    extraSources: notarySinkSourcesFor(config.LEDGER_TOPIC_PREFIX),
+    sessionTimeoutMs: config.LEDGER_SINK_SESSION_TIMEOUT_MS,
+  }
 }
 
 /** The lineage sink on the audit-event and control topics, decoding both through the registry. */

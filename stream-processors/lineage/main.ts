@@ -7,8 +7,7 @@ import { createLogger } from '../../services/shared/log.ts'
 import { stopOnSignals } from '../../services/shared/shutdown.ts'
 import { startTelemetry } from '../../services/shared/telemetry.ts'
 import { resolveDataDir } from '../../infra/paths.ts'
-import { notarySinkSourcesFor } from '../notary/host.ts'
-import { startLineageSink } from './host.ts'
+import { lineageSinkOptionsFrom, startLineageSink } from './host.ts'
 
 /**
  * The lineage sink as its own deployable (`npm run sink`): Kafka → ClickHouse. Needs
@@ -35,18 +34,7 @@ await ensureTopics(admin, Object.values(TOPICS), config.LEDGER_TOPIC_PREFIX, log
 await admin.disconnect()
 const clickhouse = await createLedgerClickHouse(config, resolveDataDir(config.LEDGER_DATA_DIR))
 await migrate(clickhouse, logger)
-const sink = await startLineageSink({
-  kafka,
-  clickhouse,
-  registryUrl: config.LEDGER_REGISTRY_URL,
-  topicPrefix: config.LEDGER_TOPIC_PREFIX,
-  maxBatchRecords: config.LEDGER_SINK_MAX_BATCH,
-  lingerMs: config.LEDGER_SINK_LINGER_MS,
-  // The notary's chains and digests are stored too, as in npm start.
-  extraSources: notarySinkSourcesFor(config.LEDGER_TOPIC_PREFIX),
-  sessionTimeoutMs: config.LEDGER_SINK_SESSION_TIMEOUT_MS,
-  logger,
-})
+const sink = await startLineageSink(lineageSinkOptionsFrom(config, { kafka, clickhouse, registryUrl: config.LEDGER_REGISTRY_URL, logger }))
 logger.info('lineage sink running', { clickhouse: clickhouse.mode })
 
 stopOnSignals(async () => {
