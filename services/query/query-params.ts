@@ -131,6 +131,16 @@ export function encodeCursor(list: string, key: readonly (string | number)[]): s
   return Buffer.from(JSON.stringify({ l: list, k: key })).toString('base64url')
 }
 
+/**
+ * One page of a list read with `limit + 1` rows: the first `limit`, and a cursor after the last of
+ * them when the extra row shows there is more.
+ */
+export function pageOf<R>(list: string, rows: readonly R[], limit: number, keyOf: (row: R) => readonly (string | number)[]): { page: R[]; next_cursor: string | null } {
+  const page = rows.slice(0, limit)
+  const last = page.at(-1)
+  return { page, next_cursor: rows.length > limit && last !== undefined ? encodeCursor(list, keyOf(last)) : null }
+}
+
 export function decodeCursor(list: string, cursor: string | undefined, shape: readonly ('string' | 'number')[]): (string | number)[] | undefined {
   if (cursor === undefined) return undefined
   const bad = () => new LedgerError('LEDGER_ERR_BAD_REQUEST', 'cursor: not a cursor this list issued; start again without it', { context: { field: 'cursor' } })

@@ -9,10 +9,10 @@ import type { LineageStore, RunRow } from './lineage-store.ts'
 import {
   controlHistoryQuery,
   decodeCursor,
-  encodeCursor,
   eventIdParam,
   limitOf,
   listRunsQuery,
+  pageOf,
   runIdParam,
   searchActionsQuery,
   timelineQuery,
@@ -77,11 +77,10 @@ export const queryRoutes: FastifyPluginAsync<QueryDeps> = async (app, deps) => {
     const limit = limitOf(q.limit, config, 50)
     const after = decodeCursor('runs', q.cursor, ['number', 'string']) as [number, string] | undefined
     const rows = await store.listRuns(tenantOf(req), q, range, limit + 1, after)
-    const page = rows.slice(0, limit)
-    const last = page.at(-1)
+    const { page, next_cursor } = pageOf('runs', rows, limit, (r) => [r.started_at, r.run_id])
     return {
       runs: await runSummaries(tenantOf(req), page),
-      next_cursor: rows.length > limit && last ? encodeCursor('runs', [last.started_at, last.run_id]) : null,
+      next_cursor,
     }
   })
 
@@ -105,12 +104,11 @@ export const queryRoutes: FastifyPluginAsync<QueryDeps> = async (app, deps) => {
     const after = decodeCursor('timeline', q.cursor, ['number', 'string']) as [number, string] | undefined
     const rows = await store.timeline(tenant, runId, limit + 1, after, q.type)
     if (rows.length === 0 && after === undefined && (await store.getRun(tenant, runId)) === undefined) throw notFound('run', runId)
-    const page = rows.slice(0, limit)
-    const last = page.at(-1)
+    const { page, next_cursor } = pageOf('timeline', rows, limit, (r) => [r.step, r.event_id])
     return {
       run_id: runId,
       events: page.map((r) => ({ ...r.event, occurred_at: iso(r.event.occurred_at as number), received_at: iso(r.event.received_at as number) })),
-      next_cursor: rows.length > limit && last ? encodeCursor('timeline', [last.step, last.event_id]) : null,
+      next_cursor,
     }
   })
 
@@ -139,7 +137,7 @@ export const queryRoutes: FastifyPluginAsync<QueryDeps> = async (app, deps) => {
     const limit = limitOf(q.limit, config, 100)
     const after = decodeCursor('actions', q.cursor, ['number', 'string']) as [number, string] | undefined
     const rows = await store.searchActions(tenant, q, range, limit + 1, after)
-    const page = rows.slice(0, limit)
+    const { page, next_cursor } = pageOf('actions', rows, limit, (r) => [Number(r.occurred_at), String(r.event_id)])
     const auth = await store.authorizations(
       tenant,
       [...new Set(page.map((r) => String(r.run_id)))],
@@ -165,8 +163,7 @@ export const queryRoutes: FastifyPluginAsync<QueryDeps> = async (app, deps) => {
         approval: approval ? { event_id: approval.event_id, approval_id: approval.approval_id, decision: approval.decision, approver: { type: approval.principal_type, id: approval.principal_id } } : null,
       }
     })
-    const last = page.at(-1)
-    return { actions, next_cursor: rows.length > limit && last ? encodeCursor('actions', [Number(last.occurred_at), String(last.event_id)]) : null }
+    return { actions, next_cursor }
   })
 
   /** `GET /v1/usage/agent-versions`: cost and action counts per agent version per hour or day. */
@@ -195,11 +192,10 @@ export const queryRoutes: FastifyPluginAsync<QueryDeps> = async (app, deps) => {
     const limit = limitOf(q.limit, config, 100)
     const after = decodeCursor('control', q.cursor, ['number', 'string']) as [number, string] | undefined
     const rows = await store.controlHistory(tenantOf(req), q, range, limit + 1, after)
-    const page = rows.slice(0, limit)
-    const last = page.at(-1)
+    const { page, next_cursor } = pageOf('control', rows, limit, (r) => [Number(r.occurred_at), String(r.record_id)])
     return {
       records: page.map((r) => controlRecord(r.kind, r.record)),
-      next_cursor: rows.length > limit && last ? encodeCursor('control', [Number(last.occurred_at), String(last.record_id)]) : null,
+      next_cursor,
     }
   })
 }
