@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { buildLineage, MAX_PRECEDING_EVIDENCE, planLineage, type EventRef } from '../../services/query/action-lineage.ts'
-import { decodeCursor, encodeCursor, timeRange } from '../../services/query/query-params.ts'
+import { decodeCursor, encodeCursor, pageOf, timeRange } from '../../services/query/query-params.ts'
 import { parseConfig, queryEnv } from '../../services/shared/config.ts'
 
 const ref = (event_id: string, step: number, event_type: string, extra: Partial<EventRef> = {}): EventRef => ({
@@ -89,6 +89,14 @@ describe('query parameters', () => {
     assert.throws(() => decodeCursor('timeline', c, ['number', 'string']), /^LedgerError: cursor:|cursor: /)
     const tampered = Buffer.from(JSON.stringify({ l: 'runs', k: ['x', 'run-1'] })).toString('base64url')
     assert.throws(() => decodeCursor('runs', tampered, ['number', 'string']), /cursor: /)
+  })
+  test('a page of limit + 1 rows carries a cursor after its last row only when there is more', () => {
+    const rows = [1, 2, 3, 4].map((n) => ({ at: n * 10, id: `r${n}` }))
+    const more = pageOf('runs', rows, 3, (r) => [r.at, r.id])
+    assert.deepEqual(more.page.map((r) => r.id), ['r1', 'r2', 'r3'])
+    assert.deepEqual(decodeCursor('runs', more.next_cursor!, ['number', 'string']), [30, 'r3'])
+    assert.deepEqual(pageOf('runs', rows.slice(0, 3), 3, (r) => [r.at, r.id]), { page: rows.slice(0, 3), next_cursor: null })
+    assert.deepEqual(pageOf('runs', [], 3, (r: { at: number }) => [r.at]), { page: [], next_cursor: null })
   })
   test('time ranges default, keep their order and stay within the configured width', () => {
     assert.deepEqual(timeRange({}, config, 7, 10 * 86_400_000), { from: 3 * 86_400_000, to: 10 * 86_400_000 })
