@@ -78,13 +78,15 @@ export const controlRoutes: FastifyPluginAsync<ControlDeps> = async (app, deps) 
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' })
     const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
     send('status', initial)
-    const off = deps.view.onDecision((d) => {
+    const onDecision = (d: KillSwitchDecision) => {
       const payload = concerns(d)
       if (payload !== undefined) send('decision', payload)
-    })
+    }
+    // The edge run guard's kills too: the same decision arrives again from the control topic (same decision_id).
+    const offs = [deps.view.onDecision(onDecision), deps.runControl.onEdgeKill(onDecision)]
     const beat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs)
     const close = () => {
-      off()
+      for (const off of offs) off()
       clearInterval(beat)
     }
     req.raw.on('close', close)

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
 import type { IHeaders, Message } from 'kafkajs'
 import { eventSchemas } from '../../schemas/event-schemas.ts'
-import { toAvroRecord } from '../../schemas/json-form.ts'
+import { fromAvroRecord, toAvroRecord } from '../../schemas/json-form.ts'
+import type { LedgerEventView } from '../../stream-processors/domain-event.ts'
 import { LedgerError } from '../shared/errors.ts'
 import type { EventCodec } from '../shared/event-codec.ts'
 import { withSpan } from '../shared/telemetry.ts'
@@ -109,7 +110,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestDeps> = async (app, deps) =>
       const mode = deps.keys.tenantSettings(principal.tenant).redaction ?? deps.defaultRedaction
       const findings: Findings = {}
       const messages: Message[] = []
-      const fresh: { id: string; digest: string }[] = []
+      const fresh: { id: string; digest: string; view: LedgerEventView }[] = []
       let duplicates = 0
       valid.forEach(({ eventType, value }, index) => {
         const id = value.event_id as string
@@ -135,16 +136,16 @@ export const ingestRoutes: FastifyPluginAsync<IngestDeps> = async (app, deps) =>
         const headers: IHeaders = { 'ledger-event-type': eventType, 'ledger-tenant': principal.tenant, 'ledger-event-id': id }
         if (typeof value.trace_id === 'string' && typeof value.span_id === 'string') headers.traceparent = `00-${value.trace_id}-${value.span_id}-01`
         messages.push({ key: value.run_id as string, value: deps.codec.encode(eventType, record), headers, timestamp: String(receivedAt) })
-        fresh.push({ id, digest })
+        // The event as the processors will decode it, for the edge run guard (services/gateway/run-control.ts).
+        fresh.push({ id, digest, view: fromAvroRecord(schema, record) as LedgerEventView })
       })
       if (messages.length > 0) await deps.producer.send(messages)
       for (const f of fresh) deps.dedup.remember(principal.tenant, f.id, f.digest)
       const response: IngestResponse = { accepted: valid.length, duplicates, event_ids: valid.map((v) => v.value.event_id as string) }
       if (Object.keys(findings).length > 0) response.redactions = findings
       if (deps.runControl) {
-        // Only events written now: a retried event's cost was counted when it was first accepted.
-        const written = new Set(fresh.map((f) => f.id))
-        deps.runControl.accepted(principal.tenant, valid.filter((v) => written.has(v.value.event_id as string)).map((v) => v.value), releases)
+        // Only events written now, in the order written: a retried event was counted when it was first accepted.
+        deps.runControl.accepted(principal.tenant, fresh.map((f) => f.view), releases)
         const runs = [...new Set(valid.map((v) => v.value.run_id as string))]
         response.runs = Object.fromEntries(runs.map((r) => [r, deps.runControl!.status(principal.tenant, r)]))
       }

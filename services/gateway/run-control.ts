@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
+import { EventEmitter } from 'node:events'
 import type { KillSwitchDecision, Scope } from '../../schemas/control-schemas.ts'
 import type { ContractsView } from '../../stream-processors/contracts/contracts-view.ts'
-import { runLimits } from '../../stream-processors/kill-switch/domain/run-guard.ts'
+import type { ContractLookup } from '../../stream-processors/kill-switch/domain/control-records.ts'
+import { createRunGuardProcessor, runLimits, type RunGuardState } from '../../stream-processors/kill-switch/domain/run-guard.ts'
 import type { LedgerEventView } from '../../stream-processors/domain-event.ts'
 import type { ControlView } from './control-view.ts'
 
@@ -16,6 +18,17 @@ import type { ControlView } from './control-view.ts'
  * in `x-ledger-release`, or until it expires. So parallel calls of one run can together overshoot
  * the limit by at most what was under-estimated for the calls already in flight. Reservations
  * and the cost tally live in this gateway instance: send one run's traffic to one instance.
+ *
+ * The run guard at the edge: for a run this instance has seen from its `run.started` on, the
+ * gateway folds each acknowledged event through the same pure run guard the processor runs
+ * (stream-processors/kill-switch/domain/run-guard.ts), on the same view of the event the
+ * processor decodes, in the same order (one instance, one producer, one partition per run). When
+ * it trips, the run is refused at once, with the very decision (same id, trigger, reason and
+ * tripping event) the processor publishes on the control topic a few tens of milliseconds later.
+ * The control topic stays the source of truth: once it holds any decision about the run (the
+ * processor's, or an operator's kill or release), that decision is what counts. A run this
+ * instance did not see start (another instance, or a restart) gets no edge verdict, only the
+ * processor's.
  */
 export type RefusalKind = 'run_killed' | 'circuit_open' | 'budget_exceeded'
 
@@ -56,6 +69,12 @@ interface RunInfo {
   costLimitUsd: number | undefined
   emittedUsd: number
   reservations: Map<string, { usd: number; expiresAt: number }>
+  /** Events of the run this instance acknowledged. */
+  accepted: number
+  /** The edge run guard's state, while the run is followed from its start and not yet ended or killed. */
+  guard: RunGuardState | undefined
+  /** The edge run guard's kill, as the processor will publish it. */
+  edgeKill: KillSwitchDecision | undefined
 }
 
 export interface RunControlOptions {
@@ -73,11 +92,24 @@ export class RunControl {
   private readonly maxRuns: number
   private readonly ttlMs: number
   private readonly now: () => number
+  private readonly runGuard: ReturnType<typeof createRunGuardProcessor>
+  private readonly edgeKills = new EventEmitter()
 
   constructor(private readonly options: RunControlOptions) {
     this.maxRuns = options.maxRuns ?? 200_000
     this.ttlMs = options.reservationTtlMs ?? 120_000
     this.now = options.now ?? Date.now
+    const contracts = options.contracts
+    // The processors' look-up (stream-processors/host.ts): the run's contract version, else its agent version.
+    const lookup: ContractLookup = (tenant, name, contractVersion, agentVersion) =>
+      (contractVersion !== undefined ? contracts?.get(tenant, name, contractVersion) : undefined) ?? contracts?.get(tenant, name, agentVersion)
+    this.runGuard = createRunGuardProcessor(lookup)
+  }
+
+  /** Kills the edge run guard decides, as they happen (the SSE streams push them). */
+  onEdgeKill(listener: (d: KillSwitchDecision) => void): () => void {
+    this.edgeKills.on('kill', listener)
+    return () => this.edgeKills.off('kill', listener)
   }
 
   private info(tenant: string, runId: string, create: boolean): RunInfo | undefined {
@@ -90,7 +122,7 @@ export class RunControl {
       return info
     }
     if (!create) return undefined
-    info = { agentName: undefined, agentVersion: undefined, contractVersion: undefined, costLimitUsd: undefined, emittedUsd: 0, reservations: new Map() }
+    info = { agentName: undefined, agentVersion: undefined, contractVersion: undefined, costLimitUsd: undefined, emittedUsd: 0, reservations: new Map(), accepted: 0, guard: undefined, edgeKill: undefined }
     this.runs.set(key, info)
     if (this.runs.size > this.maxRuns) this.runs.delete(this.runs.keys().next().value!)
     return info
@@ -113,13 +145,29 @@ export class RunControl {
     if (info.contractVersion !== undefined) event.contract_version = info.contractVersion
   }
 
-  /** After Kafka acknowledged: tally cost, learn limits, release the reservations the emitter names. */
-  accepted(tenant: string, events: readonly Record<string, unknown>[], releases: readonly string[]): void {
+  /**
+   * After Kafka acknowledged, in log order: tally cost, learn limits, release the reservations the
+   * emitter names, and step the edge run guard. `events` are the events as the processors decode
+   * them (the flat form of the Avro record written: redacted, with tenant and times in ms).
+   */
+  accepted(tenant: string, events: readonly LedgerEventView[], releases: readonly string[]): void {
     for (const event of events) {
       const info = this.info(tenant, String(event.run_id), true)!
+      info.accepted += 1
+      if (event.type === 'run.started' && info.accepted === 1) info.guard = this.runGuard.initial(event, `${tenant}/${event.run_id}`)
+      if (info.guard !== undefined) {
+        const { state, emits } = this.runGuard.step(info.guard, event, `${tenant}/${event.run_id}`)
+        info.guard = state
+        const kill = emits.find((e) => e.kind === 'kill_switch.decision')
+        if (kill !== undefined) {
+          info.edgeKill = kill.record as KillSwitchDecision
+          info.guard = undefined
+          this.edgeKills.emit('kill', info.edgeKill)
+        } else if (event.type === 'run.ended') info.guard = undefined
+      }
       if (event.type === 'run.started') {
         const contract = info.contractVersion !== undefined && info.agentName !== undefined ? this.options.contracts?.get(tenant, info.agentName, info.contractVersion) : undefined
-        info.costLimitUsd = runLimits(event as unknown as LedgerEventView, contract).cost_usd
+        info.costLimitUsd = runLimits(event, contract).cost_usd
       }
       if (event.type === 'model.call' && typeof event.cost_usd === 'number') info.emittedUsd += event.cost_usd
       for (const id of releases) info.reservations.delete(id)
@@ -129,7 +177,8 @@ export class RunControl {
   status(tenant: string, runId: string, hint: { agent_name?: string; agent_version?: string } = {}): RunStatus {
     const info = this.info(tenant, runId, false)
     const view = this.options.view
-    const runDecision = view.get('run', tenant, runId)
+    // The control topic's decision about the run wins; until it has one, the edge run guard's kill.
+    const runDecision = view.get('run', tenant, runId) ?? info?.edgeKill
     const agentName = info?.agentName ?? hint.agent_name ?? runDecision?.agent_name ?? undefined
     const agentVersion = info?.agentVersion ?? hint.agent_version ?? runDecision?.agent_version ?? undefined
     const candidates = [
