@@ -16,7 +16,10 @@ import { benchBrokers, freePort, printTable } from './bench-stack.ts'
  * Ingest throughput, client → gateway → Kafka (acks=all), beside the raw kafkajs producer
  * baseline measured against the same broker in the same run. The backbone runs as its own
  * process (as `npm start` does); this process only generates load. `npm run bench:ingest`.
+ * BENCH_CONSUMERS=on also runs the processors, lineage sink and notary inside the backbone, as
+ * `npm start` does; by default they are off, so the figures are the gateway's.
  */
+const consumers = process.env.BENCH_CONSUMERS === 'on'
 const seconds = Number(process.env.BENCH_SECONDS ?? 8)
 const { brokers, stop } = await benchBrokers()
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ledger-bench-ingest-'))
@@ -35,6 +38,9 @@ const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, '
     LEDGER_RATE_LIMIT_RPS: '1000000000',
     LEDGER_LOG_LEVEL: 'warn',
     LEDGER_REDACTION_DEFAULT: process.env.BENCH_REDACTION ?? 'strict',
+    LEDGER_PROCESSORS_ENABLED: String(consumers),
+    LEDGER_SINK_ENABLED: String(consumers),
+    LEDGER_NOTARY_ENABLED: String(consumers),
   },
   stdio: ['ignore', 'inherit', 'inherit'],
 })
@@ -145,7 +151,7 @@ const acked = ledger.stats.acknowledged
 rows.push({ case: 'thin client (one run, batchSize 1000)', 'events/s': Math.round(acked / seconds), events: acked, errors: ledger.stats.rejected + ledger.stats.dropped, seconds: seconds.toFixed(1) })
 await ledger.close(60_000)
 
-printTable(`ingest, acks=all, redaction ${process.env.BENCH_REDACTION ?? 'strict'}; JSON event ${sampleJson} bytes (${seconds} s per case)`, rows)
+printTable(`ingest, acks=all, redaction ${process.env.BENCH_REDACTION ?? 'strict'}; processors, sink and notary ${consumers ? 'running in the backbone' : 'off'}; JSON event ${sampleJson} bytes (${seconds} s per case)`, rows)
 const byCase = (name: string) => Number(rows.find((r) => String(r.case).startsWith(name))!['events/s'])
 const base = byCase('baseline: raw kafkajs, batch 1000')
 console.log(`\ngateway batched / raw kafkajs batch 1000: ${(byCase('gateway: batches of 1000') / base).toFixed(2)}x`)
