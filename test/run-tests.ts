@@ -62,16 +62,24 @@ if (files.length === 0) {
 // file, so CI never waits on it.
 const fileDeadlineMs = Number(process.env.LEDGER_TEST_FILE_TIMEOUT_S ?? 900) * 1_000
 let current: ReturnType<typeof spawn> | undefined
-for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => current?.kill(s))
+/** Signals the file's whole process group: `node --test` runs the file in a child of its own, which must go too. */
+const signalGroup = (child: ReturnType<typeof spawn>, signal: NodeJS.Signals) => {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, signal)
+  } catch {
+    child.kill(signal)
+  }
+}
+for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => current && signalGroup(current, s))
 const results: { file: string; ms: number; outcome: string }[] = []
 for (const file of files) {
   const started = Date.now()
   const outcome = await new Promise<string>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', file], { stdio: 'inherit', env, cwd: REPO_ROOT })
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', file], { stdio: 'inherit', env, cwd: REPO_ROOT, detached: true })
     current = child
     const timer = setTimeout(() => {
       console.error(`# ${path.relative(REPO_ROOT, file)} did not finish within ${fileDeadlineMs / 1000} s: killed`)
-      child.kill('SIGKILL')
+      signalGroup(child, 'SIGKILL')
     }, fileDeadlineMs)
     child.on('exit', (c, signal) => {
       clearTimeout(timer)
