@@ -4,8 +4,8 @@ import { createControlCodec } from '../services/shared/control-codec.ts'
 import { createEventCodec } from '../services/shared/event-codec.ts'
 import type { Logger } from '../services/shared/log.ts'
 import { createBudgetAggregatesProcessor, type TenantBudgetLimits } from './budget/domain/budget-aggregates.ts'
-import { createContractsView, type ContractsView } from './contracts/contracts-view.ts'
-import { controlKeyOf, type ContractLookup, type ControlEmit } from './kill-switch/domain/control-records.ts'
+import { contractLookupOf, createContractsView, type ContractsView } from './contracts/contracts-view.ts'
+import { controlKeyOf, type ControlEmit } from './kill-switch/domain/control-records.ts'
 import { createRunGuardProcessor } from './kill-switch/domain/run-guard.ts'
 import { createToolBreakerProcessor } from './kill-switch/domain/tool-breaker.ts'
 import { createProcessorGroupRunner, type ProcessorStats } from './runtime/kafka-runner.ts'
@@ -61,8 +61,7 @@ export async function startControlProcessors(options: ControlProcessorsOptions):
   await contracts.ready()
   const codec = await createEventCodec({ registryUrl: options.registryUrl, topic: t(TOPICS.events), register: false })
   const control = await createControlCodec({ registryUrl: options.registryUrl, controlTopic: t(TOPICS.control), budgetStateTopic: t(TOPICS.budgetState) })
-  const lookup: ContractLookup = (tenant, name, contractVersion, agentVersion) =>
-    (contractVersion !== undefined ? contracts.get(tenant, name, contractVersion) : undefined) ?? contracts.get(tenant, name, agentVersion)
+  const lookup = contractLookupOf(contracts)
   const waitMs = options.contractWaitMs ?? 5_000
 
   const route = (emit: ControlEmit) => ({

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { KillSwitchDecision, Scope } from '../../schemas/control-schemas.ts'
-import type { ContractsView } from '../../stream-processors/contracts/contracts-view.ts'
-import type { ContractLookup } from '../../stream-processors/kill-switch/domain/control-records.ts'
+import { contractLookupOf, type ContractsView } from '../../stream-processors/contracts/contracts-view.ts'
 import { createRunGuardProcessor, runLimits, type RunGuardState } from '../../stream-processors/kill-switch/domain/run-guard.ts'
 import type { LedgerEventView } from '../../stream-processors/domain-event.ts'
 import type { ControlView } from './control-view.ts'
@@ -99,11 +98,7 @@ export class RunControl {
     this.maxRuns = options.maxRuns ?? 200_000
     this.ttlMs = options.reservationTtlMs ?? 120_000
     this.now = options.now ?? Date.now
-    const contracts = options.contracts
-    // The processors' look-up (stream-processors/host.ts): the run's contract version, else its agent version.
-    const lookup: ContractLookup = (tenant, name, contractVersion, agentVersion) =>
-      (contractVersion !== undefined ? contracts?.get(tenant, name, contractVersion) : undefined) ?? contracts?.get(tenant, name, agentVersion)
-    this.runGuard = createRunGuardProcessor(lookup)
+    this.runGuard = createRunGuardProcessor(contractLookupOf(options.contracts))
   }
 
   /** Kills the edge run guard decides, as they happen (the SSE streams push them). */

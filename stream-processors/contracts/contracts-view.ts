@@ -1,6 +1,7 @@
 import type { Kafka } from 'kafkajs'
 import { createStoppableConsumer } from '../../services/shared/kafka.ts'
 import type { Logger } from '../../services/shared/log.ts'
+import type { ContractLookup } from '../kill-switch/domain/control-records.ts'
 import type { AgentContract } from './agent-contract.ts'
 
 /**
@@ -29,6 +30,16 @@ export interface ContractsView {
    */
   waitFor(tenant: string, name: string, version: string, timeoutMs: number): Promise<boolean>
   stop(): Promise<void>
+}
+
+/**
+ * The contract an event runs under, as the run guard and the aggregates look it up: the version
+ * the run was stamped with, else the agent's own version. The processors and the gateway's edge
+ * run guard share it, so they decide on the same contract.
+ */
+export function contractLookupOf(contracts: Pick<ContractsView, 'get'> | undefined): ContractLookup {
+  return (tenant, name, contractVersion, agentVersion) =>
+    (contractVersion !== undefined ? contracts?.get(tenant, name, contractVersion) : undefined) ?? contracts?.get(tenant, name, agentVersion)
 }
 
 export async function createContractsView(options: { kafka: Kafka; topic: string; logger: Logger }): Promise<ContractsView> {
